@@ -21,7 +21,7 @@ struct hist {
     uint64_t count;
     uint64_t clamped;    /* values above HIST_MAX_VALUE, recorded as HIST_MAX_VALUE */
     uint64_t min, max;   /* exact; min is UINT64_MAX when empty */
-    double sum;          /* exact sum, for the mean and Prometheus' _sum */
+    double sum;          /* sum of values, for the mean and Prometheus' _sum; exact below 2^53 */
     uint64_t counts[HIST_BUCKETS];
 };
 
