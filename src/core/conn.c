@@ -1,0 +1,388 @@
+#include "core/conn.h"
+
+#include <errno.h>
+#include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/worker.h"
+
+#define READS_PER_TURN 16      /* then other connections get a turn */
+#define LINGER_MS 2000
+
+static void conn_work(struct deferred *d);
+
+static void timer_fired(struct timer *t)
+{
+    struct conn *c = (struct conn *)((char *)t - offsetof(struct conn, timer));
+    if (c->flags & CONN_LINGER) {
+        conn_close(c);
+        return;
+    }
+    if (c->proto->on_timeout)
+        c->proto->on_timeout(c);
+    else
+        conn_close(c);
+}
+
+struct conn *conn_open(struct worker *w, int fd, int svc, const struct proto *proto)
+{
+    struct conn *c = fpool_get(&w->conns);
+    if (!c) {
+        close(fd);
+        return NULL;
+    }
+    c->io.fd = fd;
+    c->io.fn = conn_io;
+    c->w = w;
+    c->proto = proto;
+    c->in = NULL;
+    c->in_off = c->in_len = 0;
+    outq_init(&c->out);
+    timer_init(&c->timer, timer_fired);
+    c->work.queued = 0;
+    c->work.next = NULL;
+    c->id = w->next_conn_id++;
+    c->data = NULL;
+    c->flags = CONN_READABLE;
+    c->svc = (uint8_t)svc;
+    c->next_closed = NULL;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (loop_add(&w->loop, &c->io, POLL_IN | POLL_OUT | POLL_EDGE) < 0) {
+        close(fd);
+        c->flags = CONN_CLOSED;
+        fpool_put(&w->conns, c);
+        return NULL;
+    }
+    /* Bytes may already be waiting (the edge came before we registered): read them this turn. */
+    loop_defer(&w->loop, &c->work, conn_work);
+    return c;
+}
+
+static void release_input(struct conn *c)
+{
+    if (c->in) {
+        buf_unref(c->in);
+        c->in = NULL;
+    }
+    c->in_off = c->in_len = 0;
+}
+
+void conn_close(struct conn *c)
+{
+    if (c->flags & CONN_CLOSED)
+        return;
+    c->flags |= CONN_CLOSED;
+    struct worker *w = c->w;
+    if (c->proto->on_close)
+        c->proto->on_close(c);
+    loop_undefer(&w->loop, &c->work);
+    loop_timer_cancel(&w->loop, &c->timer);
+    outq_clear(&c->out, &w->pools);
+    release_input(c);
+    close(c->io.fd); /* also takes it out of the epoll set */
+    c->io.fd = -1;
+    worker_conn_closed(w, c);
+}
+
+/* Half-closes and keeps reading (and discarding) for a while, so the peer gets our last bytes
+ * instead of a reset caused by input it sent that we never read. */
+static void conn_linger(struct conn *c)
+{
+    if (c->flags & CONN_EOF) {
+        conn_close(c);
+        return;
+    }
+    shutdown(c->io.fd, SHUT_WR);
+    c->flags |= CONN_LINGER;
+    c->flags &= ~(CONN_HOLD | CONN_PAUSED);
+    release_input(c);
+    loop_timer_set(&c->w->loop, &c->timer, LINGER_MS);
+    loop_defer(&c->w->loop, &c->work, conn_work);
+}
+
+void conn_close_after_flush(struct conn *c)
+{
+    if (c->flags & (CONN_CLOSED | CONN_CLOSING))
+        return;
+    c->flags |= CONN_CLOSING;
+    loop_defer(&c->w->loop, &c->work, conn_work);
+}
+
+void conn_flush_later(struct conn *c)
+{
+    loop_defer(&c->w->loop, &c->work, conn_work);
+}
+
+int conn_append(struct conn *c, const void *data, size_t len)
+{
+    conn_flush_later(c);
+    return outq_append(&c->out, &c->w->pools, data, len);
+}
+
+int conn_push_buf(struct conn *c, struct buf *b, const char *p, size_t len)
+{
+    conn_flush_later(c);
+    return outq_push_buf(&c->out, &c->w->pools, b, p, len);
+}
+
+int conn_push_static(struct conn *c, const char *p, size_t len)
+{
+    conn_flush_later(c);
+    return outq_push_static(&c->out, &c->w->pools, p, len);
+}
+
+int conn_push_file(struct conn *c, int fd, uint64_t off, uint64_t len)
+{
+    conn_flush_later(c);
+    return outq_push_file(&c->out, &c->w->pools, fd, off, len);
+}
+
+char *conn_reserve(struct conn *c, size_t n)
+{
+    return outq_reserve(&c->out, &c->w->pools, n);
+}
+
+void conn_commit(struct conn *c, size_t n)
+{
+    outq_commit(&c->out, n);
+    conn_flush_later(c);
+}
+
+int conn_in_reserve(struct conn *c, size_t want)
+{
+    size_t pending = c->in ? c->in_len - c->in_off : 0;
+    if (c->in && c->in->cap - c->in_len >= want)
+        return 0;
+    if (c->in && c->in->refs == 1 && c->in->cap - pending >= want) {
+        memmove(c->in->data, c->in->data + c->in_off, pending);
+    } else {
+        struct buf *nb = buf_get_cap(&c->w->bufs, pending + want);
+        if (!nb)
+            return -ENOMEM;
+        if (pending)
+            memcpy(nb->data, c->in->data + c->in_off, pending);
+        if (c->in)
+            buf_unref(c->in);
+        c->in = nb;
+    }
+    c->in_off = 0;
+    c->in_len = (uint32_t)pending;
+    c->in->len = c->in_len;
+    return 0;
+}
+
+void conn_hold(struct conn *c)
+{
+    c->flags |= CONN_HOLD;
+}
+
+void conn_resume(struct conn *c)
+{
+    if (!(c->flags & CONN_HOLD))
+        return;
+    c->flags &= ~CONN_HOLD;
+    /* Bytes already buffered (pipelined requests) are handed over again on the next pass. */
+    loop_defer(&c->w->loop, &c->work, conn_work);
+}
+
+void conn_timer_set(struct conn *c, uint64_t ms)
+{
+    loop_timer_set(&c->w->loop, &c->timer, ms);
+}
+
+void conn_timer_cancel(struct conn *c)
+{
+    loop_timer_cancel(&c->w->loop, &c->timer);
+}
+
+/* Hands buffered input to the protocol; drops the buffer once all of it was consumed so that an
+ * idle connection holds none. Returns -1 if the connection closed. */
+static int deliver(struct conn *c)
+{
+    if (!c->in || c->in_off == c->in_len)
+        return 0;
+    if (c->proto->on_data(c) < 0) {
+        conn_close(c);
+        return -1;
+    }
+    if (c->flags & CONN_CLOSED)
+        return -1;
+    if (c->in && c->in_off == c->in_len)
+        release_input(c);
+    return 0;
+}
+
+static int reading_allowed(const struct conn *c)
+{
+    return !(c->flags & (CONN_PAUSED | CONN_HOLD | CONN_CLOSING | CONN_CLOSED | CONN_EOF));
+}
+
+static void do_linger_read(struct conn *c)
+{
+    char sink[4096];
+    for (;;) {
+        ssize_t n = read(c->io.fd, sink, sizeof sink);
+        if (n > 0)
+            continue;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN) {
+            c->flags &= ~CONN_READABLE;
+            return;
+        }
+        conn_close(c);
+        return;
+    }
+}
+
+/* Reads while the kernel has bytes and the connection wants them. */
+static void do_read(struct conn *c)
+{
+    struct worker *w = c->w;
+    if (!(c->flags & CONN_HOLD) && deliver(c) < 0)
+        return;
+    for (int turn = 0; (c->flags & CONN_READABLE) && reading_allowed(c); turn++) {
+        if (c->out.bytes >= CONN_HIGH_WATERMARK) {
+            c->flags |= CONN_PAUSED;
+            return;
+        }
+        if (turn == READS_PER_TURN) {
+            loop_defer(&w->loop, &c->work, conn_work);
+            return;
+        }
+        if (!c->in) {
+            c->in = buf_get(&w->bufs);
+            if (!c->in) {
+                conn_close(c);
+                return;
+            }
+            c->in_off = c->in_len = 0;
+        } else if (c->in_len == c->in->cap) {
+            if (conn_in_reserve(c, BUF_SIZE / 4) < 0) {
+                conn_close(c);
+                return;
+            }
+            if (c->in_len == c->in->cap) {
+                c->flags |= CONN_HOLD; /* the protocol must consume or grow */
+                return;
+            }
+        }
+        size_t room = c->in->cap - c->in_len;
+        ssize_t n = read(c->io.fd, c->in->data + c->in_len, room);
+        if (n > 0) {
+            c->in_len += (uint32_t)n;
+            c->in->len = c->in_len;
+            ctr_add(&w->metrics.svc[c->svc].bytes_received, (uint64_t)n);
+            /* A short read drained the socket: the next byte brings a new edge. */
+            if ((size_t)n < room)
+                c->flags &= ~CONN_READABLE;
+            if (deliver(c) < 0)
+                return;
+            continue;
+        }
+        if (n == 0) {
+            c->flags |= CONN_EOF;
+            c->flags &= ~CONN_READABLE;
+            if (c->in && c->in_off == c->in_len)
+                release_input(c);
+            if (c->proto->on_eof)
+                c->proto->on_eof(c);
+            else
+                conn_close_after_flush(c);
+            return;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN) {
+            c->flags &= ~CONN_READABLE;
+            return;
+        }
+        conn_close(c);
+        return;
+    }
+}
+
+static void do_write(struct conn *c)
+{
+    struct worker *w = c->w;
+    if ((c->flags & CONN_WBLOCKED) || outq_empty(&c->out))
+        return;
+    size_t sent = 0;
+    int rc = outq_write(&c->out, &w->pools, c->io.fd, &sent);
+    if (sent)
+        ctr_add(&w->metrics.svc[c->svc].bytes_sent, sent);
+    if (rc < 0) {
+        conn_close(c);
+        return;
+    }
+    if (rc == OUTQ_BLOCKED)
+        c->flags |= CONN_WBLOCKED;
+}
+
+/* Applies the watermarks after output changed. */
+static void watermarks(struct conn *c)
+{
+    size_t q = c->out.bytes;
+    if (q >= CONN_HIGH_WATERMARK) {
+        c->flags |= CONN_PAUSED;
+    } else if ((c->flags & CONN_PAUSED) && q <= CONN_LOW_WATERMARK) {
+        c->flags &= ~CONN_PAUSED;
+        if (c->proto->on_drain)
+            c->proto->on_drain(c);
+    }
+}
+
+/* One turn for the connection: read what is readable, write what is queued, and close if it is
+ * done. Runs from I/O events and from the deferred queue at the end of an iteration. */
+static void conn_step(struct conn *c)
+{
+    if (c->flags & CONN_LINGER) {
+        if (c->flags & CONN_READABLE)
+            do_linger_read(c);
+        return;
+    }
+    if (reading_allowed(c) || (c->in && !(c->flags & CONN_HOLD)))
+        do_read(c);
+    if (c->flags & CONN_CLOSED)
+        return;
+    do_write(c);
+    if (c->flags & CONN_CLOSED)
+        return;
+    watermarks(c);
+    if (c->flags & CONN_CLOSED)
+        return;
+    if (outq_empty(&c->out)) {
+        if (c->flags & CONN_CLOSING)
+            conn_linger(c);
+    } else if (!(c->flags & CONN_WBLOCKED)) {
+        loop_defer(&c->w->loop, &c->work, conn_work);
+    }
+}
+
+static void conn_work(struct deferred *d)
+{
+    struct conn *c = (struct conn *)((char *)d - offsetof(struct conn, work));
+    if (!(c->flags & CONN_CLOSED))
+        conn_step(c);
+}
+
+void conn_io(struct io *io, uint32_t events)
+{
+    struct conn *c = (struct conn *)io;
+    if (c->flags & CONN_CLOSED)
+        return;
+    if (events & POLL_ERR) {
+        conn_close(c);
+        return;
+    }
+    if (events & (POLL_IN | POLL_HUP))
+        c->flags |= CONN_READABLE;
+    if (events & POLL_OUT)
+        c->flags &= ~CONN_WBLOCKED;
+    conn_step(c);
+}

@@ -1,0 +1,80 @@
+/* loop: one event loop per worker thread.
+ *
+ * An iteration: wait for readiness (or the next timer), cache the clock, dispatch I/O callbacks,
+ * run due timers, then run deferred work (output flushes, resumed reads) before waiting again:
+ * output written in one iteration leaves in one writev per connection. */
+#ifndef WEFT_CORE_LOOP_H
+#define WEFT_CORE_LOOP_H
+
+#include <stdint.h>
+
+#include "core/poller.h"
+#include "core/timer.h"
+
+struct io;
+typedef void (*io_fn)(struct io *io, uint32_t events);
+
+/* A registered descriptor; embedded in its owner (connection, listener, inbox). */
+struct io {
+    int fd;
+    io_fn fn;
+};
+
+struct deferred;
+typedef void (*deferred_fn)(struct deferred *d);
+
+/* Work to run at the end of this iteration; embedded in its owner, queued at most once. */
+struct deferred {
+    struct deferred *next;
+    deferred_fn fn;
+    int queued;
+};
+
+struct loop {
+    struct poller poller;
+    struct timer_heap timers;
+    uint64_t now_ms;   /* monotonic, cached once per iteration */
+    uint64_t now_us;
+    int64_t wall_s;    /* CLOCK_REALTIME seconds, cached once per iteration */
+    struct deferred *defer_head, **defer_tail;
+    int stop;
+};
+
+int loop_init(struct loop *l, const struct poller_ops *ops);
+void loop_fini(struct loop *l);
+
+/* Registers io->fd for events (POLL_IN | POLL_OUT | POLL_EDGE ...). 0 or -errno. */
+int loop_add(struct loop *l, struct io *io, uint32_t events);
+int loop_mod(struct loop *l, struct io *io, uint32_t events);
+int loop_del(struct loop *l, struct io *io);
+
+void loop_defer(struct loop *l, struct deferred *d, deferred_fn fn);
+/* Takes d off the deferred queue if it is on it (its owner is going away). */
+void loop_undefer(struct loop *l, struct deferred *d);
+
+/* Re-reads the clocks (the loop calls it once per iteration). */
+void loop_update_time(struct loop *l);
+
+/* A deadline `ms` from now on the loop's clock, never early. */
+static inline uint64_t loop_deadline(const struct loop *l, uint64_t ms)
+{
+    return (l->now_us + ms * 1000 + 999) / 1000;
+}
+
+static inline int loop_timer_set(struct loop *l, struct timer *t, uint64_t ms_from_now)
+{
+    return timer_set(&l->timers, t, loop_deadline(l, ms_from_now));
+}
+
+static inline void loop_timer_cancel(struct loop *l, struct timer *t)
+{
+    timer_cancel(&l->timers, t);
+}
+
+/* One iteration, waiting at most max_wait_ms (-1: until something happens). */
+int loop_run_once(struct loop *l, int max_wait_ms);
+/* Runs until loop_stop. */
+void loop_run(struct loop *l);
+void loop_stop(struct loop *l);
+
+#endif

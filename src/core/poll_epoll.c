@@ -1,0 +1,97 @@
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "core/poller.h"
+
+#define EPOLL_BATCH 512
+
+static uint32_t to_epoll(uint32_t ev)
+{
+    uint32_t e = 0;
+    if (ev & POLL_IN)
+        e |= EPOLLIN | EPOLLRDHUP;
+    if (ev & POLL_OUT)
+        e |= EPOLLOUT;
+    if (ev & POLL_EDGE)
+        e |= EPOLLET;
+    return e;
+}
+
+static int ep_open(struct poller *p)
+{
+    p->fd = epoll_create1(EPOLL_CLOEXEC);
+    if (p->fd < 0)
+        return -errno;
+    p->priv = malloc(EPOLL_BATCH * sizeof(struct epoll_event));
+    if (!p->priv) {
+        close(p->fd);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+static void ep_close(struct poller *p)
+{
+    if (p->fd >= 0)
+        close(p->fd);
+    free(p->priv);
+    p->fd = -1;
+    p->priv = NULL;
+}
+
+static int ep_ctl(struct poller *p, int op, int fd, uint32_t events, void *ptr)
+{
+    struct epoll_event e = {.events = to_epoll(events), .data.ptr = ptr};
+    return epoll_ctl(p->fd, op, fd, &e) < 0 ? -errno : 0;
+}
+
+static int ep_add(struct poller *p, int fd, uint32_t events, void *ptr)
+{
+    return ep_ctl(p, EPOLL_CTL_ADD, fd, events, ptr);
+}
+
+static int ep_mod(struct poller *p, int fd, uint32_t events, void *ptr)
+{
+    return ep_ctl(p, EPOLL_CTL_MOD, fd, events, ptr);
+}
+
+static int ep_del(struct poller *p, int fd)
+{
+    return ep_ctl(p, EPOLL_CTL_DEL, fd, 0, NULL);
+}
+
+static int ep_wait(struct poller *p, struct poll_event *out, int max, int timeout_ms)
+{
+    struct epoll_event *ev = p->priv;
+    if (max > EPOLL_BATCH)
+        max = EPOLL_BATCH;
+    int n = epoll_wait(p->fd, ev, max, timeout_ms);
+    if (n < 0)
+        return errno == EINTR ? 0 : -errno;
+    for (int i = 0; i < n; i++) {
+        uint32_t e = ev[i].events, r = 0;
+        if (e & EPOLLIN)
+            r |= POLL_IN;
+        if (e & EPOLLOUT)
+            r |= POLL_OUT;
+        if (e & EPOLLERR)
+            r |= POLL_ERR;
+        if (e & (EPOLLHUP | EPOLLRDHUP))
+            r |= POLL_HUP;
+        out[i].ptr = ev[i].data.ptr;
+        out[i].events = r;
+    }
+    return n;
+}
+
+const struct poller_ops poller_epoll = {
+    .name = "epoll",
+    .open = ep_open,
+    .close = ep_close,
+    .add = ep_add,
+    .mod = ep_mod,
+    .del = ep_del,
+    .wait = ep_wait,
+};

@@ -1,0 +1,11 @@
+/* services: the protocols `weft serve` runs, each a struct service for the core. */
+#ifndef WEFT_SERVICES_H
+#define WEFT_SERVICES_H
+
+#include "core/server.h"
+
+extern const struct service http_service;
+extern const struct service echo_service;
+extern const struct service admin_service;
+
+#endif
