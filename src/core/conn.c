@@ -52,7 +52,7 @@ struct conn *conn_open(struct worker *w, int fd, int svc, const struct proto *pr
     c->next_closed = NULL;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (loop_add(&w->loop, &c->io, POLL_IN | POLL_OUT | POLL_EDGE) < 0) {
+    if (loop_add(&w->loop, &c->io, EV_IN | EV_OUT | EV_EDGE) < 0) {
         close(fd);
         c->flags = CONN_CLOSED;
         fpool_put(&w->conns, c);
@@ -376,13 +376,13 @@ void conn_io(struct io *io, uint32_t events)
     struct conn *c = (struct conn *)io;
     if (c->flags & CONN_CLOSED)
         return;
-    if (events & POLL_ERR) {
+    if (events & EV_ERR) {
         conn_close(c);
         return;
     }
-    if (events & (POLL_IN | POLL_HUP))
+    if (events & (EV_IN | EV_HUP))
         c->flags |= CONN_READABLE;
-    if (events & POLL_OUT)
+    if (events & EV_OUT)
         c->flags &= ~CONN_WBLOCKED;
     conn_step(c);
 }

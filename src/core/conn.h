@@ -37,7 +37,7 @@ struct proto {
 
 enum {
     CONN_READABLE = 1u << 0,  /* the kernel may hold unread bytes */
-    CONN_WBLOCKED = 1u << 1,  /* the last write came up short: wait for POLL_OUT */
+    CONN_WBLOCKED = 1u << 1,  /* the last write came up short: wait for EV_OUT */
     CONN_PAUSED = 1u << 2,    /* reading stopped by backpressure */
     CONN_HOLD = 1u << 3,      /* reading stopped by the protocol */
     CONN_EOF = 1u << 4,       /* read returned 0 */

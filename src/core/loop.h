@@ -43,7 +43,7 @@ struct loop {
 int loop_init(struct loop *l, const struct poller_ops *ops);
 void loop_fini(struct loop *l);
 
-/* Registers io->fd for events (POLL_IN | POLL_OUT | POLL_EDGE ...). 0 or -errno. */
+/* Registers io->fd for events (EV_IN | EV_OUT | EV_EDGE ...). 0 or -errno. */
 int loop_add(struct loop *l, struct io *io, uint32_t events);
 int loop_mod(struct loop *l, struct io *io, uint32_t events);
 int loop_del(struct loop *l, struct io *io);

@@ -40,6 +40,6 @@ void metrics_sum(struct svc_metrics *dst, const struct svc_metrics *src)
     if (mx > d->max)
         d->max = mx;
     d->sum += h->sum;
-    for (int i = 0; i < HIST_BUCKETS; i++)
+    for (size_t i = 0; i < HIST_BUCKETS; i++)
         d->counts[i] += ctr_read(&h->counts[i]);
 }

@@ -10,11 +10,11 @@
 static uint32_t to_epoll(uint32_t ev)
 {
     uint32_t e = 0;
-    if (ev & POLL_IN)
+    if (ev & EV_IN)
         e |= EPOLLIN | EPOLLRDHUP;
-    if (ev & POLL_OUT)
+    if (ev & EV_OUT)
         e |= EPOLLOUT;
-    if (ev & POLL_EDGE)
+    if (ev & EV_EDGE)
         e |= EPOLLET;
     return e;
 }
@@ -73,13 +73,13 @@ static int ep_wait(struct poller *p, struct poll_event *out, int max, int timeou
     for (int i = 0; i < n; i++) {
         uint32_t e = ev[i].events, r = 0;
         if (e & EPOLLIN)
-            r |= POLL_IN;
+            r |= EV_IN;
         if (e & EPOLLOUT)
-            r |= POLL_OUT;
+            r |= EV_OUT;
         if (e & EPOLLERR)
-            r |= POLL_ERR;
+            r |= EV_ERR;
         if (e & (EPOLLHUP | EPOLLRDHUP))
-            r |= POLL_HUP;
+            r |= EV_HUP;
         out[i].ptr = ev[i].data.ptr;
         out[i].events = r;
     }

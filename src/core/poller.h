@@ -6,11 +6,11 @@
 #include <stdint.h>
 
 enum {
-    POLL_IN = 1u << 0,
-    POLL_OUT = 1u << 1,
-    POLL_ERR = 1u << 2,
-    POLL_HUP = 1u << 3,    /* the peer closed (both ways or its write side) */
-    POLL_EDGE = 1u << 4,   /* report changes only: the owner reads/writes until EAGAIN */
+    EV_IN = 1u << 0,
+    EV_OUT = 1u << 1,
+    EV_ERR = 1u << 2,
+    EV_HUP = 1u << 3,    /* the peer closed (both ways or its write side) */
+    EV_EDGE = 1u << 4,   /* report changes only: the owner reads/writes until EAGAIN */
 };
 
 struct poll_event {

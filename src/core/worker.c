@@ -159,7 +159,7 @@ static void shutdown_conn(struct conn *c, void *arg)
 static void listener_drain_and_close(struct worker *w, struct listener *l)
 {
     loop_del(&w->loop, &l->io);
-    listener_io(&l->io, POLL_IN);
+    listener_io(&l->io, EV_IN);
     close(l->io.fd);
     l->io.fd = -1;
 }
@@ -237,7 +237,7 @@ int worker_init(struct worker *w, struct server *srv, int id)
     if (w->inbox.io.fd < 0)
         return -errno;
     w->inbox.io.fn = inbox_io;
-    if ((rc = loop_add(&w->loop, &w->inbox.io, POLL_IN)) < 0)
+    if ((rc = loop_add(&w->loop, &w->inbox.io, EV_IN)) < 0)
         return rc;
     w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     for (int s = 0; s < SVC_COUNT; s++) {
@@ -251,7 +251,7 @@ int worker_init(struct worker *w, struct server *srv, int id)
         l->io.fd = srv->listen_fds[s][id];
         l->io.fn = listener_io;
         srv->listen_fds[s][id] = -1;
-        if ((rc = loop_add(&w->loop, &l->io, POLL_IN)) < 0)
+        if ((rc = loop_add(&w->loop, &l->io, EV_IN)) < 0)
             return rc;
     }
     return 0;
