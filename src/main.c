@@ -20,8 +20,16 @@ static const char usage[] =
     "  help [COMMAND]             this text, or a command's options\n"
     "  --version                  print the version\n";
 
+static int cmd_help(int argc, char **argv);
+
 static int cmd_serve(int argc, char **argv)
 {
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            char *serve = "serve";
+            return cmd_help(1, &serve);
+        }
+    }
     struct config *cfg = malloc(sizeof *cfg);
     if (!cfg)
         return 1;
