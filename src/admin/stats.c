@@ -76,6 +76,11 @@ struct stats *stats_collect(const struct server *srv)
         hist_init(&s->svc[v].latency_us);
         for (int i = 0; i < srv->nworkers; i++)
             metrics_sum(&s->svc[v], &srv->workers[i].metrics.svc[v]);
+        if (srv->sync_metrics) {
+            pthread_mutex_lock((pthread_mutex_t *)&srv->sync_lock);
+            metrics_sum(&s->svc[v], &srv->sync_metrics->svc[v]);
+            pthread_mutex_unlock((pthread_mutex_t *)&srv->sync_lock);
+        }
     }
     s->rss_bytes = read_rss();
     s->open_fds = count_fds();

@@ -52,7 +52,7 @@ struct conn *conn_open(struct worker *w, int fd, int svc, const struct proto *pr
     c->next_closed = NULL;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (loop_add(&w->loop, &c->io, EV_IN | EV_OUT | EV_EDGE) < 0) {
+    if (w->loop.poller.ops && loop_add(&w->loop, &c->io, EV_IN | EV_OUT | EV_EDGE) < 0) {
         close(fd);
         c->flags = CONN_CLOSED;
         fpool_put(&w->conns, c);
@@ -277,7 +277,7 @@ static void do_read(struct conn *c)
         if (n > 0) {
             c->in_len += (uint32_t)n;
             c->in->len = c->in_len;
-            ctr_add(&w->metrics.svc[c->svc].bytes_received, (uint64_t)n);
+            ctr_add(&w->m->svc[c->svc].bytes_received, (uint64_t)n);
             /* A short read drained the socket: the next byte brings a new edge. */
             if ((size_t)n < room)
                 c->flags &= ~CONN_READABLE;
@@ -315,7 +315,7 @@ static void do_write(struct conn *c)
     size_t sent = 0;
     int rc = outq_write(&c->out, &w->pools, c->io.fd, &sent);
     if (sent)
-        ctr_add(&w->metrics.svc[c->svc].bytes_sent, sent);
+        ctr_add(&w->m->svc[c->svc].bytes_sent, sent);
     if (rc < 0) {
         conn_close(c);
         return;

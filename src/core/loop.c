@@ -15,12 +15,13 @@ int loop_init(struct loop *l, const struct poller_ops *ops)
     l->defer_tail = &l->defer_head;
     l->stop = 0;
     loop_update_time(l);
-    return ops->open(&l->poller);
+    return ops ? ops->open(&l->poller) : 0;
 }
 
 void loop_fini(struct loop *l)
 {
-    l->poller.ops->close(&l->poller);
+    if (l->poller.ops)
+        l->poller.ops->close(&l->poller);
     timer_heap_fini(&l->timers);
 }
 

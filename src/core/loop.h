@@ -40,6 +40,7 @@ struct loop {
     int stop;
 };
 
+/* ops NULL: a loop with clocks, timers and deferred work but no poller (the sync models). */
 int loop_init(struct loop *l, const struct poller_ops *ops);
 void loop_fini(struct loop *l);
 

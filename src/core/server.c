@@ -13,6 +13,7 @@
 
 #include "core/log.h"
 #include "core/net.h"
+#include "http/models.h"
 #include "services.h"
 
 void server_worker_drained(struct server *s, struct worker *w)
@@ -52,7 +53,9 @@ static int open_listeners(struct server *srv)
             continue;
         }
         uint16_t port = 0;
-        for (int i = 0; i < srv->nworkers; i++) {
+        /* The sync models of the http service accept on one listener of their own. */
+        int count = s == SVC_HTTP && cfg->model != MODEL_ASYNC ? 1 : srv->nworkers;
+        for (int i = 0; i < count; i++) {
             int fd = net_listen(&cfg->listen[s], i == 0 ? 0 : port, &port, err, sizeof err);
             if (fd < 0) {
                 log_error("%s service: cannot listen on %s", service_names[s], err);
@@ -101,6 +104,8 @@ static int supervise(struct server *srv, int sigfd)
                 return 0;
             }
             timeout = (int)(left * 1000) + 1;
+            if (srv->sync_started && timeout > 50)
+                timeout = 50; /* sync-model connections are counted, not reported */
         }
         int n = poll(pf, 2, timeout);
         if (n < 0 && errno != EINTR)
@@ -118,16 +123,18 @@ static int supervise(struct server *srv, int sigfd)
                 deadline = mono_now() + srv->cfg->shutdown_timeout;
                 for (int i = 0; i < srv->nworkers; i++)
                     worker_post_drain(&srv->workers[i]);
+                http_models_drain(srv);
             }
         }
         if (n > 0 && (pf[1].revents & POLLIN)) {
             uint64_t v;
             if (read(srv->done_fd, &v, sizeof v) == sizeof v)
                 drained += (int)v;
-            if (drained >= srv->nworkers) {
-                log_info("drained; exiting");
-                return 0;
-            }
+        }
+        if (srv->draining && drained >= srv->nworkers &&
+            __atomic_load_n(&srv->active[SVC_HTTP], __ATOMIC_RELAXED) == 0) {
+            log_info("drained; exiting");
+            return 0;
         }
     }
 }
@@ -172,6 +179,14 @@ int server_run(const struct config *cfg)
             _exit(1);
         }
     }
+    if (srv->services[SVC_HTTP] && cfg->model != MODEL_ASYNC) {
+        int fd = srv->listen_fds[SVC_HTTP][0];
+        srv->listen_fds[SVC_HTTP][0] = -1;
+        if (http_models_start(srv, fd) < 0) {
+            log_error("cannot start the %s model", cfg->model == MODEL_THREADED ? "threaded" : "blocking");
+            _exit(1);
+        }
+    }
     announce(srv);
     log_info("weft %s serving with %d worker(s)", WEFT_VERSION, srv->nworkers);
     status = supervise(srv, sigfd);
@@ -179,6 +194,14 @@ int server_run(const struct config *cfg)
         worker_post_stop(&srv->workers[i]);
     for (int i = 0; i < srv->nworkers; i++)
         worker_join(&srv->workers[i]);
+    if (srv->sync_started) {
+        /* Threads of the threaded model may still hold connections after a timeout. */
+        if (__atomic_load_n(&srv->active[SVC_HTTP], __ATOMIC_RELAXED) > 0) {
+            fflush(stdout);
+            _exit(status);
+        }
+        http_models_stop(srv);
+    }
     /* Blocking jobs still running would post to the workers we are about to free: leave them to
      * the process exit instead. */
     if (__atomic_load_n(&srv->bpool.running, __ATOMIC_RELAXED) > 0 || srv->bpool.queued > 0) {
@@ -194,6 +217,7 @@ out:
             if (srv->listen_fds[s][i] >= 0)
                 close(srv->listen_fds[s][i]);
     free(srv->workers);
+    free(srv->sync_metrics);
     if (sigfd >= 0)
         close(sigfd);
     if (srv->done_fd >= 0)

@@ -3,6 +3,7 @@
 #ifndef WEFT_CORE_SERVER_H
 #define WEFT_CORE_SERVER_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 #include "core/bpool.h"
@@ -39,6 +40,12 @@ struct server {
     int draining;                /* atomic */
     int done_fd;                 /* eventfd: a worker finished draining */
     int64_t start_wall_s;
+    /* --model threaded|blocking: the http service runs on its own threads (http/models.c). */
+    int sync_fd;
+    int sync_started;
+    pthread_t sync_thread;
+    pthread_mutex_t sync_lock;
+    struct worker_metrics *sync_metrics;
 };
 
 /* Runs `weft serve` with cfg until shut down; returns the process exit status. */

@@ -62,7 +62,7 @@ static void refuse(struct worker *w, int svc, int fd, enum reject_reason why)
     if (s->on_reject)
         s->on_reject(fd);
     close(fd);
-    ctr_add(&w->metrics.svc[svc].rejected[why], 1);
+    ctr_add(&w->m->svc[svc].rejected[why], 1);
 }
 
 /* Out of descriptors: free the spare, take the pending connection and refuse it, so a
@@ -108,7 +108,7 @@ static void listener_io(struct io *io, uint32_t events)
             continue;
         }
         w->open_conns[l->svc]++;
-        ctr_add(&w->metrics.svc[l->svc].connections_total, 1);
+        ctr_add(&w->m->svc[l->svc].connections_total, 1);
         if (s->on_open)
             s->on_open(c);
     }
@@ -223,6 +223,7 @@ int worker_init(struct worker *w, struct server *srv, int id)
     for (int s = 0; s < SVC_COUNT; s++)
         w->listeners[s].io.fd = -1;
     metrics_init(&w->metrics);
+    w->m = &w->metrics;
     fpool_init(&w->conns, sizeof(struct conn), CONNS_PER_SLAB);
     fpool_init(&w->slices, sizeof(struct slice), SLICES_PER_SLAB);
     buf_pool_init(&w->bufs, BUF_POOL_KEEP);
@@ -245,6 +246,8 @@ int worker_init(struct worker *w, struct server *srv, int id)
             continue;
         if (srv->services[s]->worker_init && (rc = srv->services[s]->worker_init(w, s)) < 0)
             return rc;
+        if (srv->listen_fds[s][id] < 0)
+            continue; /* served elsewhere (the http service's sync models) */
         struct listener *l = &w->listeners[s];
         l->w = w;
         l->svc = s;

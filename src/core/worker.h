@@ -56,6 +56,8 @@ struct worker {
     uint32_t open_conns[SVC_COUNT];
     int draining;
     int spare_fd;                   /* closed to accept-and-refuse when out of descriptors */
+    struct worker_metrics *m;       /* &metrics, or the shared one of the sync models */
+    int sync;                       /* a --model threaded/blocking thread: no loop runs */
     struct worker_metrics metrics;
     void *svc_state[SVC_COUNT];     /* each service's per-worker state */
 };

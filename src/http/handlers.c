@@ -170,6 +170,12 @@ static void do_block(struct http_exchange *x)
     int64_t ms = wait_ms(x);
     if (ms < 0)
         return;
+    if (x->c->w->sync) {
+        struct block_job inline_job = {.ms = ms};
+        block_run(&inline_job.job);
+        http_respond_static(x, 200, "text/plain", NULL, "blocked\n", 8);
+        return;
+    }
     struct block_job *b = malloc(sizeof *b);
     if (!b) {
         http_respond_error(x, 503, "out of memory");

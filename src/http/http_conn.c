@@ -135,7 +135,13 @@ void http_request_done(struct conn *c, int status, uint64_t body_len)
     struct http_conn *hc = c->data;
     struct worker *w = c->w;
     uint64_t dur = mono_us() - hc->start_us;
-    metrics_request(&w->metrics.svc[c->svc], status, dur);
+    if (w->sync) {
+        pthread_mutex_lock(&w->srv->sync_lock);
+        metrics_request(&w->m->svc[c->svc], status, dur);
+        pthread_mutex_unlock(&w->srv->sync_lock);
+    } else {
+        metrics_request(&w->m->svc[c->svc], status, dur);
+    }
     access_log(c, hc, status, body_len, dur);
     hc->answered = 1;
     if (!hc->keep_alive)
@@ -384,6 +390,14 @@ int http_resume(const struct http_token *t, struct http_exchange *x)
 
 void http_defer_timer(struct http_exchange *x, uint64_t ms, http_route_fn route_after)
 {
+    if (x->c->w->sync) {
+        /* The sync models have no loop: the thread itself waits. */
+        struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L};
+        while (nanosleep(&ts, &ts) != 0)
+            ;
+        route_after(x);
+        return;
+    }
     struct http_conn *hc = x->c->data;
     http_defer(x);
     hc->after = route_after;
