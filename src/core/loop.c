@@ -92,12 +92,12 @@ static void run_deferred(struct loop *l)
 int loop_run_once(struct loop *l, int max_wait_ms)
 {
     struct poll_event ev[LOOP_BATCH];
-    int64_t next = timer_next(&l->timers, l->now_ms);
-    int wait = max_wait_ms;
+    int64_t next = timer_next(&l->timers, l->now_us);
+    int64_t wait = max_wait_ms < 0 ? -1 : (int64_t)max_wait_ms * 1000;
     if (l->defer_head)
         wait = 0;
     else if (next >= 0 && (wait < 0 || next < wait))
-        wait = next > 1000000 ? 1000000 : (int)next;
+        wait = next;
     int n = l->poller.ops->wait(&l->poller, ev, LOOP_BATCH, wait);
     loop_update_time(l);
     if (n < 0)
@@ -106,7 +106,7 @@ int loop_run_once(struct loop *l, int max_wait_ms)
         struct io *io = ev[i].ptr;
         io->fn(io, ev[i].events);
     }
-    timer_run(&l->timers, l->now_ms);
+    timer_run(&l->timers, l->now_us);
     run_deferred(l);
     return n;
 }

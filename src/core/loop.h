@@ -56,10 +56,10 @@ void loop_undefer(struct loop *l, struct deferred *d);
 /* Re-reads the clocks (the loop calls it once per iteration). */
 void loop_update_time(struct loop *l);
 
-/* A deadline `ms` from now on the loop's clock, never early. */
+/* A deadline `ms` from now on the loop's clock (timers count microseconds). */
 static inline uint64_t loop_deadline(const struct loop *l, uint64_t ms)
 {
-    return (l->now_us + ms * 1000 + 999) / 1000;
+    return l->now_us + ms * 1000;
 }
 
 static inline int loop_timer_set(struct loop *l, struct timer *t, uint64_t ms_from_now)

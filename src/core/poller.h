@@ -27,8 +27,9 @@ struct poller_ops {
     int (*add)(struct poller *p, int fd, uint32_t events, void *ptr);
     int (*mod)(struct poller *p, int fd, uint32_t events, void *ptr);
     int (*del)(struct poller *p, int fd);
-    /* Waits up to timeout_ms (-1: forever); returns the number of events, or -errno. */
-    int (*wait)(struct poller *p, struct poll_event *out, int max, int timeout_ms);
+    /* Waits up to timeout_us microseconds (-1: forever); returns the number of events, or
+     * -errno. */
+    int (*wait)(struct poller *p, struct poll_event *out, int max, int64_t timeout_us);
 };
 
 struct poller {

@@ -13,7 +13,7 @@ struct timer;
 typedef void (*timer_fn)(struct timer *t);
 
 struct timer {
-    uint64_t at;   /* heap key, ms on the loop's clock */
+    uint64_t at;   /* heap key, on the loop's clock (microseconds) */
     uint64_t due;  /* the real deadline, >= at */
     uint32_t idx;  /* heap index + 1; 0 when not armed */
     timer_fn fn;
@@ -44,7 +44,7 @@ int timer_set(struct timer_heap *h, struct timer *t, uint64_t due);
 void timer_cancel(struct timer_heap *h, struct timer *t);
 /* Fires every timer due at or before now (a timer may re-arm itself or others from its fn). */
 void timer_run(struct timer_heap *h, uint64_t now);
-/* Milliseconds until the next timer is due (0 if overdue), or -1 when none is armed. */
+/* Clock units until the next timer is due (0 if overdue), or -1 when none is armed. */
 int64_t timer_next(const struct timer_heap *h, uint64_t now);
 
 #endif
