@@ -244,7 +244,9 @@ static void do_linger_read(struct conn *c)
 static void do_read(struct conn *c)
 {
     struct worker *w = c->w;
-    if (!(c->flags & CONN_HOLD) && deliver(c) < 0)
+    /* Input left from an earlier turn (a partial request, or pipelined ones behind an answer
+     * that came later) is offered again, unless the protocol holds it or is closing. */
+    if (!(c->flags & (CONN_HOLD | CONN_CLOSING)) && deliver(c) < 0)
         return;
     for (int turn = 0; (c->flags & CONN_READABLE) && reading_allowed(c); turn++) {
         if (c->out.bytes >= CONN_HIGH_WATERMARK) {
@@ -346,7 +348,7 @@ static void conn_step(struct conn *c)
             do_linger_read(c);
         return;
     }
-    if (reading_allowed(c) || (c->in && !(c->flags & CONN_HOLD)))
+    if (reading_allowed(c) || (c->in && !(c->flags & (CONN_HOLD | CONN_CLOSING))))
         do_read(c);
     if (c->flags & CONN_CLOSED)
         return;

@@ -151,6 +151,8 @@ static void shutdown_conn(struct conn *c, void *arg)
         return;
     if (c->proto->on_shutdown)
         c->proto->on_shutdown(c);
+    else if (outq_empty(&c->out))
+        conn_close(c);
     else
         conn_close_after_flush(c);
 }

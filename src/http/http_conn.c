@@ -308,6 +308,8 @@ static void http_timeout(struct conn *c)
         after(&x);
         return;
     }
+    if (hc && hc->waiting)
+        return; /* an answer computed elsewhere (/block): its completion decides */
     /* A request half read: 408. Idle keep-alive: close quietly. */
     if (hc && !hc->waiting && c->in && c->in_len > c->in_off) {
         refuse_request(c, hc, 408);
@@ -333,7 +335,10 @@ static void http_shutdown(struct conn *c)
         hc->keep_alive = 0; /* in flight: finish it with Connection: close */
         return;
     }
-    conn_close_after_flush(c);
+    if (outq_empty(&c->out))
+        conn_close(c); /* idle keep-alive: nothing in flight */
+    else
+        conn_close_after_flush(c);
 }
 
 static void http_close(struct conn *c)
@@ -371,6 +376,7 @@ struct http_token http_defer(struct http_exchange *x)
 {
     struct http_conn *hc = x->c->data;
     hc->waiting = 1;
+    conn_timer_cancel(x->c);
     struct http_token t = {.c = x->c, .id = x->c->id, .head_only = hc->head_only};
     return t;
 }
