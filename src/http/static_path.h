@@ -21,13 +21,13 @@ int static_path_clean(const char *in, size_t n, char *out, size_t outlen);
 enum static_range_result {
     STATIC_RANGE_FULL,          /* no usable single range: send the whole file (200) */
     STATIC_RANGE_PART,          /* one satisfiable range in *off, *len (206) */
-    STATIC_RANGE_UNSATISFIABLE, /* 416 with "Content-Range: bytes *\/size" */
+    STATIC_RANGE_UNSATISFIABLE, /* 416, with a Content-Range that gives the size */
 };
 
 /* Parses a Range value (RFC 9110 14.1.2): "bytes=a-b", "bytes=a-", "bytes=-n". Syntax errors,
  * other units, several ranges and empty files give STATIC_RANGE_FULL. */
-enum static_range_result static_range_parse(const char *v, size_t n, uint64_t size,
-                                            uint64_t *off, uint64_t *len);
+enum static_range_result static_range_parse(const char *v, size_t n, uint64_t size, uint64_t *off,
+                                            uint64_t *len);
 
 /* Whether an entity-tag list (If-None-Match, If-Range: `*` or `"x", W/"y"`) holds a tag equal to
  * etag (a quoted tag, as sent in ETag). strong: W/ tags never match (strong comparison); else W/
