@@ -48,6 +48,7 @@ struct conn *conn_open(struct worker *w, int fd, int svc, const struct proto *pr
     c->id = w->next_conn_id++;
     c->data = NULL;
     c->flags = CONN_READABLE;
+    c->writes = c->writes_mark = 0;
     c->svc = (uint8_t)svc;
     c->next_closed = NULL;
     int one = 1;
@@ -58,8 +59,7 @@ struct conn *conn_open(struct worker *w, int fd, int svc, const struct proto *pr
         fpool_put(&w->conns, c);
         return NULL;
     }
-    /* Bytes may already be waiting (the edge came before we registered): read them this turn. */
-    loop_defer(&w->loop, &c->work, conn_work);
+    /* No read now: registering reports bytes that arrived before it as an edge of their own. */
     return c;
 }
 
@@ -93,7 +93,10 @@ void conn_close(struct conn *c)
  * instead of a reset caused by input it sent that we never read. */
 static void conn_linger(struct conn *c)
 {
-    if (c->flags & CONN_EOF) {
+    /* Nothing the peer sent is left unread (the last read drained the socket, or it already
+     * closed): close now, as nginx does; otherwise wait for the peer's FIN a little. */
+    if ((c->flags & CONN_EOF) || (!(c->flags & (CONN_READABLE | CONN_UNREAD)) &&
+                                  (!c->in || c->in_off == c->in_len))) {
         conn_close(c);
         return;
     }
@@ -280,8 +283,9 @@ static void do_read(struct conn *c)
             c->in_len += (uint32_t)n;
             c->in->len = c->in_len;
             ctr_add(&w->m->svc[c->svc].bytes_received, (uint64_t)n);
-            /* A short read drained the socket: the next byte brings a new edge. */
-            if ((size_t)n < room)
+            /* A short read drained the socket: the next byte brings a new edge. Not so for the
+             * peer's FIN when it came with the same edge: read on to see the 0. */
+            if ((size_t)n < room && !(c->flags & CONN_RDHUP))
                 c->flags &= ~CONN_READABLE;
             if (deliver(c) < 0)
                 return;
@@ -302,6 +306,8 @@ static void do_read(struct conn *c)
             continue;
         if (errno == EAGAIN) {
             c->flags &= ~CONN_READABLE;
+            if (c->in_off == c->in_len)
+                release_input(c); /* an idle connection holds no buffer */
             return;
         }
         conn_close(c);
@@ -316,8 +322,10 @@ static void do_write(struct conn *c)
         return;
     size_t sent = 0;
     int rc = outq_write(&c->out, &w->pools, c->io.fd, &sent);
-    if (sent)
+    if (sent) {
         ctr_add(&w->m->svc[c->svc].bytes_sent, sent);
+        c->writes++;
+    }
     if (rc < 0) {
         conn_close(c);
         return;
@@ -384,6 +392,8 @@ void conn_io(struct io *io, uint32_t events)
     }
     if (events & (EV_IN | EV_HUP))
         c->flags |= CONN_READABLE;
+    if (events & EV_HUP)
+        c->flags |= CONN_RDHUP;
     if (events & EV_OUT)
         c->flags &= ~CONN_WBLOCKED;
     conn_step(c);

@@ -44,6 +44,8 @@ enum {
     CONN_CLOSING = 1u << 5,   /* close once the output queue is empty */
     CONN_LINGER = 1u << 6,    /* write side shut; discarding input until EOF or a timeout */
     CONN_CLOSED = 1u << 7,    /* closed, freed at the end of the iteration */
+    CONN_RDHUP = 1u << 8,     /* the peer shut its side: read until read() says 0 */
+    CONN_UNREAD = 1u << 9,    /* the peer may still be sending (a refused body): linger */
 };
 
 #define CONN_HIGH_WATERMARK (256u * 1024u)
@@ -61,6 +63,8 @@ struct conn {
     uint64_t id;                /* unique per worker; survives the free list (see conn_alive) */
     void *data;                 /* the protocol's state */
     uint32_t flags;
+    uint32_t writes;            /* writes that made progress, for send timeouts */
+    uint32_t writes_mark;       /* `writes` when the protocol last looked */
     uint8_t svc;
     struct conn *next_closed;
 };

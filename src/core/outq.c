@@ -160,7 +160,10 @@ static void outq_consume(struct outq *q, const struct outq_pools *pp, size_t n)
 static ssize_t write_file_slice(struct slice *s, int fd)
 {
     off_t off = (off_t)s->off;
-    ssize_t n = sendfile(fd, s->fd, &off, s->len);
+    ssize_t n;
+    do
+        n = sendfile(fd, s->fd, &off, s->len);
+    while (n < 0 && errno == EINTR);
     if (n == 0)
         return -EIO; /* the file shrank under us: the response can't be completed */
     return n < 0 ? -errno : n;
@@ -171,41 +174,43 @@ int outq_write(struct outq *q, const struct outq_pools *pp, int fd, size_t *sent
     struct iovec iov[OUTQ_IOV_MAX];
     *sent = 0;
     while (q->head) {
-        ssize_t n;
-        size_t want;
         if (q->head->kind == SLICE_FILE) {
-            want = q->head->len;
-            n = write_file_slice(q->head, fd);
+            /* A short sendfile may not mean a full socket (the file can end early): call
+             * again, and let EAGAIN say the socket is full. */
+            ssize_t n = write_file_slice(q->head, fd);
             if (n == -EAGAIN)
                 return OUTQ_BLOCKED;
             if (n < 0)
                 return (int)n;
-        } else {
-            int cnt = 0;
-            want = 0;
-            for (struct slice *s = q->head; s && s->kind != SLICE_FILE && cnt < OUTQ_IOV_MAX;
-                 s = s->next) {
-                if (s->len == 0)
-                    continue;
-                iov[cnt].iov_base = (void *)s->p;
-                iov[cnt].iov_len = s->len;
-                want += s->len;
-                cnt++;
-            }
-            if (cnt == 0) {
-                outq_consume(q, pp, 0);
-                continue;
-            }
-            do
-                n = writev(fd, iov, cnt);
-            while (n < 0 && errno == EINTR);
-            if (n < 0)
-                return errno == EAGAIN ? OUTQ_BLOCKED : -errno;
+            *sent += (size_t)n;
+            outq_consume(q, pp, (size_t)n);
+            continue;
         }
+        int cnt = 0;
+        size_t want = 0;
+        for (struct slice *s = q->head; s && s->kind != SLICE_FILE && cnt < OUTQ_IOV_MAX;
+             s = s->next) {
+            if (s->len == 0)
+                continue;
+            iov[cnt].iov_base = (void *)s->p;
+            iov[cnt].iov_len = s->len;
+            want += s->len;
+            cnt++;
+        }
+        if (cnt == 0) {
+            outq_consume(q, pp, 0);
+            continue;
+        }
+        ssize_t n;
+        do
+            n = writev(fd, iov, cnt);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+            return errno == EAGAIN ? OUTQ_BLOCKED : -errno;
         *sent += (size_t)n;
         outq_consume(q, pp, (size_t)n);
         if ((size_t)n < want)
-            return OUTQ_BLOCKED;
+            return OUTQ_BLOCKED; /* the socket is full */
     }
     return OUTQ_DONE;
 }

@@ -72,7 +72,8 @@ static int ep_pwait(int fd, struct epoll_event *ev, int max, int64_t timeout_us)
     struct timespec ts = {.tv_sec = timeout_us / 1000000, .tv_nsec = (timeout_us % 1000000) * 1000};
     int n = epoll_pwait2(fd, ev, max, &ts, NULL);
     if (n < 0 && errno == ENOSYS)
-        n = epoll_wait(fd, ev, max, (int)((timeout_us + 999) / 1000));
+        n = epoll_wait(fd, ev, max,
+                       timeout_us > 1000000000 ? 1000000 : (int)((timeout_us + 999) / 1000));
     return n;
 }
 

@@ -163,6 +163,13 @@ int server_run(const struct config *cfg)
         log_error("cannot start the blocking-task pool");
         goto out;
     }
+    /* The sync models of the http service accept on their own thread: take their listener
+     * before the workers are given theirs. */
+    int sync_fd = -1;
+    if (srv->services[SVC_HTTP] && cfg->model != MODEL_ASYNC) {
+        sync_fd = srv->listen_fds[SVC_HTTP][0];
+        srv->listen_fds[SVC_HTTP][0] = -1;
+    }
     srv->workers = calloc((size_t)srv->nworkers, sizeof *srv->workers);
     if (!srv->workers)
         goto out;
@@ -179,10 +186,8 @@ int server_run(const struct config *cfg)
             _exit(1);
         }
     }
-    if (srv->services[SVC_HTTP] && cfg->model != MODEL_ASYNC) {
-        int fd = srv->listen_fds[SVC_HTTP][0];
-        srv->listen_fds[SVC_HTTP][0] = -1;
-        if (http_models_start(srv, fd) < 0) {
+    if (sync_fd >= 0) {
+        if (http_models_start(srv, sync_fd) < 0) {
             log_error("cannot start the %s model", cfg->model == MODEL_THREADED ? "threaded" : "blocking");
             _exit(1);
         }

@@ -110,6 +110,14 @@ static void request_reset(struct http_conn *hc, uint64_t now_us)
     hc->line[0] = '\0';
 }
 
+/* The keep-alive timeout; while a response is still being sent it is a send timeout that
+ * progress renews (see http_timeout). */
+static void idle_timer(struct conn *c)
+{
+    c->writes_mark = c->writes;
+    conn_timer_set(c, (uint64_t)(c->w->cfg->http_keepalive_timeout * 1000));
+}
+
 /* After an asynchronous answer: back to reading the requests pipelined behind it. */
 static void finish_async(struct conn *c, struct http_conn *hc)
 {
@@ -125,7 +133,7 @@ static void finish_async(struct conn *c, struct http_conn *hc)
         return;
     } else {
         state_put(c);
-        conn_timer_set(c, (uint64_t)(cfg->http_keepalive_timeout * 1000));
+        idle_timer(c);
     }
     conn_resume(c);
 }
@@ -159,6 +167,7 @@ static void refuse_request(struct conn *c, struct http_conn *hc, int status)
                                                     : msgs[0];
     hc->keep_alive = 0;
     hc->head_only = 0;
+    c->flags |= CONN_UNREAD;
     struct http_exchange x = {.c = c};
     http_respond_error(&x, status, msg);
 }
@@ -238,7 +247,8 @@ static int http_data(struct conn *c)
                     hc->continue_sent = 1;
                     conn_push_static(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
                 }
-                return want_bytes(c, avail + 4096) < 0 ? -1 : 0;
+                /* Grow geometrically: a large chunked body costs O(n), not O(n^2). */
+                return want_bytes(c, avail + (avail > 4096 ? avail : 4096)) < 0 ? -1 : 0;
             }
             body = b;
             body_len = hc->out_len;
@@ -282,7 +292,7 @@ static int http_data(struct conn *c)
             return 0;
         if (c->in_off == c->in_len) {
             state_put(c);
-            conn_timer_set(c, (uint64_t)(cfg->http_keepalive_timeout * 1000));
+            idle_timer(c);
             return 0;
         }
         request_reset(hc, w->loop.now_us);
@@ -310,6 +320,12 @@ static void http_timeout(struct conn *c)
     }
     if (hc && hc->waiting)
         return; /* an answer computed elsewhere (/block): its completion decides */
+    /* Still sending a response: the connection is not idle while the peer keeps reading. */
+    if (!outq_empty(&c->out) && c->writes != c->writes_mark) {
+        c->writes_mark = c->writes;
+        conn_timer_set(c, (uint64_t)(c->w->cfg->http_keepalive_timeout * 1000));
+        return;
+    }
     /* A request half read: 408. Idle keep-alive: close quietly. */
     if (hc && !hc->waiting && c->in && c->in_len > c->in_off) {
         refuse_request(c, hc, 408);
@@ -407,7 +423,9 @@ void http_defer_timer(struct http_exchange *x, uint64_t ms, http_route_fn route_
     struct http_conn *hc = x->c->data;
     http_defer(x);
     hc->after = route_after;
-    conn_timer_set(x->c, ms);
+    /* From the clock now, not the iteration's start: a request read late in a long iteration
+     * must not be answered early. */
+    timer_set(&x->c->w->loop.timers, &x->c->timer, mono_us() + ms * 1000);
 }
 
 /* ---- helpers ---- */

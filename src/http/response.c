@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "http/http.h"
+#include "core/worker.h"
 #include "http/http_internal.h"
 
 const char *http_status_text(int status)
@@ -83,6 +84,8 @@ static int write_head(struct http_exchange *x, int status, const char *ctype, co
     size_t extra_len = extra ? strlen(extra) : 0;
     size_t reason_len = strlen(reason);
     size_t need = HEAD_FIXED + reason_len + ctype_len + extra_len + inline_len;
+    if (server_draining(c->w->srv))
+        hc->keep_alive = 0;
     char *start = conn_reserve(c, need);
     if (!start)
         return -1;

@@ -373,9 +373,6 @@ def test_large_file_many_clients(server, tree):
         s.close()
 
 
-@pytest.mark.xfail(strict=False, reason="http core: the keep-alive idle timer is armed when the "
-                   "response is queued, not when it is sent, and is not reset by write progress; "
-                   "a body that takes longer than --http-keepalive-timeout to send is cut")
 def test_slow_reader_gets_whole_file(weft_factory, tree):
     data = random.Random(10).randbytes(32 * MiB)
     (tree / "www" / "slow.bin").write_bytes(data)
@@ -400,9 +397,6 @@ def test_slow_reader_gets_whole_file(weft_factory, tree):
         s.close()
 
 
-@pytest.mark.xfail(strict=False, reason="core outq: a short sendfile count is taken for a full "
-                   "socket (OUTQ_BLOCKED); when the file shrank during the call the socket is not "
-                   "full, no EPOLLOUT edge comes, and the connection hangs until a timer fires")
 def test_file_truncated_mid_flight(server, tree):
     """A file truncated while it is being sent: the Content-Length cannot be honoured, so the
     connection closes short of it; the server keeps serving."""
