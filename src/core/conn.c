@@ -4,6 +4,8 @@
 #include <string.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -191,6 +193,14 @@ void conn_resume(struct conn *c)
     c->flags &= ~CONN_HOLD;
     /* Bytes already buffered (pipelined requests) are handed over again on the next pass. */
     loop_defer(&c->w->loop, &c->work, conn_work);
+}
+
+uint32_t conn_send_progress(const struct conn *c)
+{
+    int queued = 0;
+    if (ioctl(c->io.fd, SIOCOUTQ, &queued) < 0)
+        queued = 0;
+    return c->writes * 2654435761u + (uint32_t)queued;
 }
 
 void conn_timer_set(struct conn *c, uint64_t ms)

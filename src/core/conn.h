@@ -64,7 +64,7 @@ struct conn {
     void *data;                 /* the protocol's state */
     uint32_t flags;
     uint32_t writes;            /* writes that made progress, for send timeouts */
-    uint32_t writes_mark;       /* `writes` when the protocol last looked */
+    uint32_t writes_mark;       /* conn_send_progress() when the protocol last looked */
     uint8_t svc;
     struct conn *next_closed;
 };
@@ -94,6 +94,10 @@ int conn_in_reserve(struct conn *c, size_t want);
 /* Protocol-driven read control (e.g. while a response is computed elsewhere). */
 void conn_hold(struct conn *c);
 void conn_resume(struct conn *c);
+
+/* A token that changes when output moves: our writes, or the kernel sending what it holds
+ * (a slow reader with large socket buffers drains them without a write of ours). */
+uint32_t conn_send_progress(const struct conn *c);
 
 /* Timeouts on the connection's own timer. */
 void conn_timer_set(struct conn *c, uint64_t ms);

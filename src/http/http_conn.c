@@ -114,7 +114,7 @@ static void request_reset(struct http_conn *hc, uint64_t now_us)
  * progress renews (see http_timeout). */
 static void idle_timer(struct conn *c)
 {
-    c->writes_mark = c->writes;
+    c->writes_mark = 0; /* checked against conn_send_progress() when the timer fires */
     conn_timer_set(c, (uint64_t)(c->w->cfg->http_keepalive_timeout * 1000));
 }
 
@@ -321,8 +321,9 @@ static void http_timeout(struct conn *c)
     if (hc && hc->waiting)
         return; /* an answer computed elsewhere (/block): its completion decides */
     /* Still sending a response: the connection is not idle while the peer keeps reading. */
-    if (!outq_empty(&c->out) && c->writes != c->writes_mark) {
-        c->writes_mark = c->writes;
+    uint32_t progress;
+    if (!outq_empty(&c->out) && (progress = conn_send_progress(c)) != c->writes_mark) {
+        c->writes_mark = progress;
         conn_timer_set(c, (uint64_t)(c->w->cfg->http_keepalive_timeout * 1000));
         return;
     }

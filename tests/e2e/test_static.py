@@ -380,14 +380,14 @@ def test_slow_reader_gets_whole_file(weft_factory, tree):
     s = connect(w.addr("http"), timeout=30)
     try:
         s.sendall(build_request("GET", "/static/slow.bin"))
-        # Read slowly for longer than the keep-alive timeout: the response is still being sent,
-        # so the connection is not idle. (A reader that stalls for longer than the timeout is
-        # cut, as nginx's send_timeout does.)
+        # Read slowly (about 5 MB/s) for longer than the keep-alive timeout: the response is
+        # still being sent, so the connection is not idle. (A reader that lets no byte through
+        # for longer than the timeout is cut, as nginx's send_timeout does.)
         got = bytearray()
         t0 = time.monotonic()
         while time.monotonic() - t0 < 2.5:
-            time.sleep(0.3)
-            chunk = s.recv(64 << 10)
+            time.sleep(0.2)
+            chunk = s.recv(1 << 20)
             if not chunk:
                 break
             got += chunk
