@@ -23,8 +23,8 @@ static void expose(struct http_exchange *x, int json)
     if (!s || tb.oom) {
         http_respond_error(x, 503, "out of memory");
     } else {
-        http_respond(x, 200, json ? "application/json" : "text/plain; version=0.0.4", NULL,
-                     tb.p, tb.len);
+        http_respond(x, 200, json ? "application/json" : "text/plain; version=0.0.4", NULL, tb.p,
+                     tb.len);
     }
     free(tb.p);
     stats_free(s);
@@ -48,8 +48,7 @@ static void admin_route(struct http_exchange *x)
             http_respond_static(x, 503, "application/json", NULL, "{\"status\":\"draining\"}\n",
                                 22);
         else
-            http_respond_static(x, 200, "application/json", NULL, "{\"status\":\"ready\"}\n",
-                                19);
+            http_respond_static(x, 200, "application/json", NULL, "{\"status\":\"ready\"}\n", 19);
     } else {
         http_respond_error(x, 404, "not found");
     }

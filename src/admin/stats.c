@@ -98,9 +98,9 @@ void stats_free(struct stats *s)
     free(s);
 }
 
-static const double le_seconds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-                                    0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5,
-                                    5,      10,      30,     60};
+static const double le_seconds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                    0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
+                                    1,      2.5,     5,      10,    30,     60};
 
 static void header(struct textbuf *o, const char *name, const char *type, const char *help)
 {
@@ -137,8 +137,8 @@ void stats_prometheus(const struct stats *s, struct textbuf *o)
     header(o, "weft_bytes_received_total", "counter", "Bytes read from clients.");
     for (int v = 0; v < SVC_COUNT; v++)
         if (s->enabled[v])
-            textbuf_printf(o, "weft_bytes_received_total{service=\"%s\"} %llu\n",
-                           service_names[v], (unsigned long long)s->svc[v].bytes_received);
+            textbuf_printf(o, "weft_bytes_received_total{service=\"%s\"} %llu\n", service_names[v],
+                           (unsigned long long)s->svc[v].bytes_received);
     header(o, "weft_bytes_sent_total", "counter", "Bytes written to clients.");
     for (int v = 0; v < SVC_COUNT; v++)
         if (s->enabled[v])
@@ -204,9 +204,9 @@ void stats_json(const struct stats *s, struct textbuf *o)
                        "\"bytes_sent\":%llu,\"requests\":%llu,\"latency_us\":{\"p50\":%llu,"
                        "\"p90\":%llu,\"p99\":%llu,\"max\":%llu}}",
                        first ? "" : ",", service_names[v], (long long)s->active[v],
-                       (unsigned long long)m->connections_total,
-                       (unsigned long long)rejected, (unsigned long long)m->bytes_received,
-                       (unsigned long long)m->bytes_sent, (unsigned long long)reqs,
+                       (unsigned long long)m->connections_total, (unsigned long long)rejected,
+                       (unsigned long long)m->bytes_received, (unsigned long long)m->bytes_sent,
+                       (unsigned long long)reqs,
                        (unsigned long long)hist_percentile(&m->latency_us, 50),
                        (unsigned long long)hist_percentile(&m->latency_us, 90),
                        (unsigned long long)hist_percentile(&m->latency_us, 99),

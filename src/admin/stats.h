@@ -14,7 +14,7 @@ struct stats {
     uint64_t rss_bytes;
     uint64_t open_fds;
     double cpu_seconds;
-    double start_time;   /* seconds since the epoch */
+    double start_time; /* seconds since the epoch */
     int draining;
 };
 

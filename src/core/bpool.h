@@ -12,10 +12,10 @@ struct bjob;
 typedef void (*bjob_fn)(struct bjob *j);
 
 struct bjob {
-    struct inbox_msg done;  /* done.fn runs on the worker after run() returns */
+    struct inbox_msg done; /* done.fn runs on the worker after run() returns */
     struct bjob *next;
     struct worker *w;
-    bjob_fn run;            /* runs on a pool thread: touch nothing of the worker's */
+    bjob_fn run; /* runs on a pool thread: touch nothing of the worker's */
 };
 
 struct bpool {
@@ -26,7 +26,7 @@ struct bpool {
     int nthreads;
     int stop;
     unsigned long queued;
-    int running;            /* atomic: jobs on a pool thread now */
+    int running; /* atomic: jobs on a pool thread now */
 };
 
 int bpool_init(struct bpool *p, int nthreads);

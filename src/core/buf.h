@@ -15,19 +15,19 @@
 struct buf_pool;
 
 struct buf {
-    uint32_t refs;          /* atomic */
-    uint32_t cap;           /* bytes in data */
-    uint32_t len;           /* bytes written so far (the append mark) */
+    uint32_t refs; /* atomic */
+    uint32_t cap;  /* bytes in data */
+    uint32_t len;  /* bytes written so far (the append mark) */
     uint32_t pad_;
-    struct buf_pool *pool;  /* NULL: malloc'd, free() on the last unref */
+    struct buf_pool *pool; /* NULL: malloc'd, free() on the last unref */
     char data[];
 };
 
 struct buf_pool {
-    struct buf *free_list;  /* linked through the first bytes of data */
+    struct buf *free_list; /* linked through the first bytes of data */
     uint32_t free_count;
-    uint32_t max_free;      /* buffers kept for reuse; beyond it they are freed */
-    uint64_t live;          /* buffers handed out and not yet returned */
+    uint32_t max_free; /* buffers kept for reuse; beyond it they are freed */
+    uint64_t live;     /* buffers handed out and not yet returned */
 };
 
 void buf_pool_init(struct buf_pool *p, uint32_t max_free);

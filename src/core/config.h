@@ -36,34 +36,34 @@ struct config_backend {
 
 struct config {
     struct config_addr listen[SVC_COUNT];
-    int workers;                 /* event-loop threads; default: CPUs */
-    int max_connections;         /* per service */
-    int blocking_threads;        /* the blocking-task pool */
-    double shutdown_timeout;     /* seconds */
+    int workers;             /* event-loop threads; default: CPUs */
+    int max_connections;     /* per service */
+    int blocking_threads;    /* the blocking-task pool */
+    double shutdown_timeout; /* seconds */
     enum log_level log_level;
 
     /* http */
     enum http_model model;
-    char access_log[256];        /* "" off, "-" stdout, else a file */
-    char static_dir[256];        /* "" off */
-    size_t http_max_head;        /* bytes */
-    size_t http_max_body;        /* bytes */
-    double http_head_timeout;    /* seconds */
+    char access_log[256];     /* "" off, "-" stdout, else a file */
+    char static_dir[256];     /* "" off */
+    size_t http_max_head;     /* bytes */
+    size_t http_max_body;     /* bytes */
+    double http_head_timeout; /* seconds */
     double http_keepalive_timeout;
 
     /* chat */
     char chat_origin[CONFIG_MAX_ORIGINS][128];
-    int chat_origin_count;       /* 0: any origin */
+    int chat_origin_count; /* 0: any origin */
     size_t chat_max_message;
     int chat_max_rooms;
     int chat_max_clients_per_room;
     size_t chat_max_queue;
     enum slow_policy chat_slow_policy;
-    char redis[256];             /* "" off, else redis://HOST:PORT */
+    char redis[256]; /* "" off, else redis://HOST:PORT */
 
     /* balancer */
     struct config_backend backends[CONFIG_MAX_BACKENDS];
-    int backend_count;           /* 0: the http service */
+    int backend_count; /* 0: the http service */
     enum strategy strategy;
     char hash_header[64];
     double health_interval;

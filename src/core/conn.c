@@ -12,7 +12,7 @@
 #include "core/log.h"
 #include "core/worker.h"
 
-#define READS_PER_TURN 16      /* then other connections get a turn */
+#define READS_PER_TURN 16 /* then other connections get a turn */
 #define LINGER_MS 2000
 
 static void conn_work(struct deferred *d);
@@ -97,8 +97,8 @@ static void conn_linger(struct conn *c)
 {
     /* Nothing the peer sent is left unread (the last read drained the socket, or it already
      * closed): close now, as nginx does; otherwise wait for the peer's FIN a little. */
-    if ((c->flags & CONN_EOF) || (!(c->flags & (CONN_READABLE | CONN_UNREAD)) &&
-                                  (!c->in || c->in_off == c->in_len))) {
+    if ((c->flags & CONN_EOF) ||
+        (!(c->flags & (CONN_READABLE | CONN_UNREAD)) && (!c->in || c->in_off == c->in_len))) {
         conn_close(c);
         return;
     }

@@ -36,35 +36,35 @@ struct proto {
 };
 
 enum {
-    CONN_READABLE = 1u << 0,  /* the kernel may hold unread bytes */
-    CONN_WBLOCKED = 1u << 1,  /* the last write came up short: wait for EV_OUT */
-    CONN_PAUSED = 1u << 2,    /* reading stopped by backpressure */
-    CONN_HOLD = 1u << 3,      /* reading stopped by the protocol */
-    CONN_EOF = 1u << 4,       /* read returned 0 */
-    CONN_CLOSING = 1u << 5,   /* close once the output queue is empty */
-    CONN_LINGER = 1u << 6,    /* write side shut; discarding input until EOF or a timeout */
-    CONN_CLOSED = 1u << 7,    /* closed, freed at the end of the iteration */
-    CONN_RDHUP = 1u << 8,     /* the peer shut its side: read until read() says 0 */
-    CONN_UNREAD = 1u << 9,    /* the peer may still be sending (a refused body): linger */
+    CONN_READABLE = 1u << 0, /* the kernel may hold unread bytes */
+    CONN_WBLOCKED = 1u << 1, /* the last write came up short: wait for EV_OUT */
+    CONN_PAUSED = 1u << 2,   /* reading stopped by backpressure */
+    CONN_HOLD = 1u << 3,     /* reading stopped by the protocol */
+    CONN_EOF = 1u << 4,      /* read returned 0 */
+    CONN_CLOSING = 1u << 5,  /* close once the output queue is empty */
+    CONN_LINGER = 1u << 6,   /* write side shut; discarding input until EOF or a timeout */
+    CONN_CLOSED = 1u << 7,   /* closed, freed at the end of the iteration */
+    CONN_RDHUP = 1u << 8,    /* the peer shut its side: read until read() says 0 */
+    CONN_UNREAD = 1u << 9,   /* the peer may still be sending (a refused body): linger */
 };
 
 #define CONN_HIGH_WATERMARK (256u * 1024u)
 #define CONN_LOW_WATERMARK (64u * 1024u)
 
 struct conn {
-    struct io io;               /* first: the free list reuses these bytes */
+    struct io io; /* first: the free list reuses these bytes */
     struct worker *w;
     const struct proto *proto;
     struct buf *in;
     uint32_t in_off, in_len;
     struct outq out;
     struct timer timer;
-    struct deferred work;       /* flush, resumed read, close */
-    uint64_t id;                /* unique per worker; survives the free list (see conn_alive) */
-    void *data;                 /* the protocol's state */
+    struct deferred work; /* flush, resumed read, close */
+    uint64_t id;          /* unique per worker; survives the free list (see conn_alive) */
+    void *data;           /* the protocol's state */
     uint32_t flags;
-    uint32_t writes;            /* writes that made progress, for send timeouts */
-    uint32_t writes_mark;       /* conn_send_progress() when the protocol last looked */
+    uint32_t writes;      /* writes that made progress, for send timeouts */
+    uint32_t writes_mark; /* conn_send_progress() when the protocol last looked */
     uint8_t svc;
     struct conn *next_closed;
 };

@@ -11,17 +11,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HIST_SUB_BITS 7                          /* 128 sub-buckets per power of two */
+#define HIST_SUB_BITS 7 /* 128 sub-buckets per power of two */
 #define HIST_SUB_BUCKETS (1u << HIST_SUB_BITS)
-#define HIST_MAX_BITS 36                         /* values up to 2^36 us (~19 h) */
+#define HIST_MAX_BITS 36 /* values up to 2^36 us (~19 h) */
 #define HIST_MAX_VALUE ((UINT64_C(1) << HIST_MAX_BITS) - 1)
 #define HIST_BUCKETS ((HIST_MAX_BITS - HIST_SUB_BITS + 1) * HIST_SUB_BUCKETS)
 
 struct hist {
     uint64_t count;
-    uint64_t clamped;    /* values above HIST_MAX_VALUE, recorded as HIST_MAX_VALUE */
-    uint64_t min, max;   /* exact; min is UINT64_MAX when empty */
-    double sum;          /* sum of values, for the mean and Prometheus' _sum; exact below 2^53 */
+    uint64_t clamped;  /* values above HIST_MAX_VALUE, recorded as HIST_MAX_VALUE */
+    uint64_t min, max; /* exact; min is UINT64_MAX when empty */
+    double sum;        /* sum of values, for the mean and Prometheus' _sum; exact below 2^53 */
     uint64_t counts[HIST_BUCKETS];
 };
 

@@ -33,9 +33,9 @@ struct deferred {
 struct loop {
     struct poller poller;
     struct timer_heap timers;
-    uint64_t now_ms;   /* monotonic, cached once per iteration */
+    uint64_t now_ms; /* monotonic, cached once per iteration */
     uint64_t now_us;
-    int64_t wall_s;    /* CLOCK_REALTIME seconds, cached once per iteration */
+    int64_t wall_s; /* CLOCK_REALTIME seconds, cached once per iteration */
     struct deferred *defer_head, **defer_tail;
     int stop;
 };

@@ -2,8 +2,7 @@
 
 #include <string.h>
 
-const char *const reject_reason_names[REJECT_COUNT] = {"max_connections", "fd_limit",
-                                                       "draining"};
+const char *const reject_reason_names[REJECT_COUNT] = {"max_connections", "fd_limit", "draining"};
 
 void metrics_init(struct worker_metrics *m)
 {

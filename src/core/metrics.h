@@ -24,7 +24,7 @@ struct svc_metrics {
     uint64_t bytes_received;
     uint64_t bytes_sent;
     uint64_t requests[METRICS_STATUS_MAX - METRICS_STATUS_MIN + 1]; /* by status code */
-    struct hist latency_us;                                           /* request duration */
+    struct hist latency_us;                                         /* request duration */
 };
 
 struct worker_metrics {

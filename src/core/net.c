@@ -21,7 +21,8 @@ void net_format_addr(const char *host, uint16_t port, char *out, size_t outlen)
 int net_listen(const struct config_addr *addr, uint16_t port, uint16_t *bound_port, char *err,
                size_t errlen)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     char portstr[8];

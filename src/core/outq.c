@@ -73,8 +73,7 @@ int outq_push_static(struct outq *q, const struct outq_pools *pp, const char *p,
     return 0;
 }
 
-int outq_push_file(struct outq *q, const struct outq_pools *pp, int fd, uint64_t off,
-                   uint64_t len)
+int outq_push_file(struct outq *q, const struct outq_pools *pp, int fd, uint64_t off, uint64_t len)
 {
     if (len == 0 || len > UINT32_MAX) {
         close(fd);

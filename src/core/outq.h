@@ -15,11 +15,11 @@ enum slice_kind { SLICE_BUF, SLICE_STATIC, SLICE_FILE };
 
 struct slice {
     struct slice *next;
-    struct buf *buf;   /* SLICE_BUF: one reference held */
-    const char *p;     /* SLICE_BUF, SLICE_STATIC: next byte to send */
-    uint64_t off;      /* SLICE_FILE: file offset of the next byte */
-    uint32_t len;      /* bytes left */
-    int fd;            /* SLICE_FILE: closed when the slice is done */
+    struct buf *buf; /* SLICE_BUF: one reference held */
+    const char *p;   /* SLICE_BUF, SLICE_STATIC: next byte to send */
+    uint64_t off;    /* SLICE_FILE: file offset of the next byte */
+    uint32_t len;    /* bytes left */
+    int fd;          /* SLICE_FILE: closed when the slice is done */
     uint8_t kind;
 };
 
@@ -53,8 +53,7 @@ int outq_push_buf(struct outq *q, const struct outq_pools *pp, struct buf *b, co
 /* Appends bytes that stay valid until sent (string literals, config). 0 or -ENOMEM. */
 int outq_push_static(struct outq *q, const struct outq_pools *pp, const char *p, size_t len);
 /* Appends len bytes of the open file fd from off; the queue closes fd when done (also on error). */
-int outq_push_file(struct outq *q, const struct outq_pools *pp, int fd, uint64_t off,
-                   uint64_t len);
+int outq_push_file(struct outq *q, const struct outq_pools *pp, int fd, uint64_t off, uint64_t len);
 /* Returns room for n contiguous bytes at the tail (the tail buffer's free space or a new buffer);
  * outq_commit(q, k) then adds the first k <= n of them. NULL on ENOMEM. */
 char *outq_reserve(struct outq *q, const struct outq_pools *pp, size_t n);

@@ -9,8 +9,8 @@ enum {
     EV_IN = 1u << 0,
     EV_OUT = 1u << 1,
     EV_ERR = 1u << 2,
-    EV_HUP = 1u << 3,    /* the peer closed (both ways or its write side) */
-    EV_EDGE = 1u << 4,   /* report changes only: the owner reads/writes until EAGAIN */
+    EV_HUP = 1u << 3,  /* the peer closed (both ways or its write side) */
+    EV_EDGE = 1u << 4, /* report changes only: the owner reads/writes until EAGAIN */
 };
 
 struct poll_event {

@@ -94,7 +94,8 @@ static int supervise(struct server *srv, int sigfd)
     int drained = 0;
     double deadline = 0;
     for (;;) {
-        struct pollfd pf[2] = {{.fd = sigfd, .events = POLLIN}, {.fd = srv->done_fd, .events = POLLIN}};
+        struct pollfd pf[2] = {{.fd = sigfd, .events = POLLIN},
+                               {.fd = srv->done_fd, .events = POLLIN}};
         int timeout = -1;
         if (srv->draining) {
             double left = deadline - mono_now();
@@ -188,7 +189,8 @@ int server_run(const struct config *cfg)
     }
     if (sync_fd >= 0) {
         if (http_models_start(srv, sync_fd) < 0) {
-            log_error("cannot start the %s model", cfg->model == MODEL_THREADED ? "threaded" : "blocking");
+            log_error("cannot start the %s model",
+                      cfg->model == MODEL_THREADED ? "threaded" : "blocking");
             _exit(1);
         }
     }

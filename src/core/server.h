@@ -36,9 +36,9 @@ struct server {
     int nworkers;
     struct worker *workers;
     struct bpool bpool;
-    int active[SVC_COUNT];       /* atomic: open connections, enforced against max_connections */
-    int draining;                /* atomic */
-    int done_fd;                 /* eventfd: a worker finished draining */
+    int active[SVC_COUNT]; /* atomic: open connections, enforced against max_connections */
+    int draining;          /* atomic */
+    int done_fd;           /* eventfd: a worker finished draining */
     int64_t start_wall_s;
     /* --model threaded|blocking: the http service runs on its own threads (http/models.c). */
     int sync_fd;

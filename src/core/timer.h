@@ -13,9 +13,9 @@ struct timer;
 typedef void (*timer_fn)(struct timer *t);
 
 struct timer {
-    uint64_t at;   /* heap key, on the loop's clock (microseconds) */
-    uint64_t due;  /* the real deadline, >= at */
-    uint32_t idx;  /* heap index + 1; 0 when not armed */
+    uint64_t at;  /* heap key, on the loop's clock (microseconds) */
+    uint64_t due; /* the real deadline, >= at */
+    uint32_t idx; /* heap index + 1; 0 when not armed */
     timer_fn fn;
 };
 

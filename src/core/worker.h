@@ -52,14 +52,14 @@ struct worker {
     struct buf_pool bufs;
     struct outq_pools pools;
     uint64_t next_conn_id;
-    struct conn *closed;            /* freed at the end of the iteration */
+    struct conn *closed; /* freed at the end of the iteration */
     uint32_t open_conns[SVC_COUNT];
     int draining;
-    int spare_fd;                   /* closed to accept-and-refuse when out of descriptors */
-    struct worker_metrics *m;       /* &metrics, or the shared one of the sync models */
-    int sync;                       /* a --model threaded/blocking thread: no loop runs */
+    int spare_fd;             /* closed to accept-and-refuse when out of descriptors */
+    struct worker_metrics *m; /* &metrics, or the shared one of the sync models */
+    int sync;                 /* a --model threaded/blocking thread: no loop runs */
     struct worker_metrics metrics;
-    void *svc_state[SVC_COUNT];     /* each service's per-worker state */
+    void *svc_state[SVC_COUNT]; /* each service's per-worker state */
 };
 
 int worker_init(struct worker *w, struct server *srv, int id);
@@ -75,8 +75,6 @@ void worker_foreach_conn(struct worker *w, void (*fn)(struct conn *c, void *arg)
 
 /* A connection closed: accounting, and the end of a graceful drain. Called by conn_close. */
 void worker_conn_closed(struct worker *w, struct conn *c);
-
-
 
 /* Server to worker: begin a graceful drain; stop the loop now. 0 or -ENOMEM. */
 int worker_post_drain(struct worker *w);

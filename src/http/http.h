@@ -21,20 +21,20 @@ struct http_exchange {
     const struct http_request *req;
     const char *body;
     size_t body_len;
-    struct buf *body_buf;   /* the buffer holding body, for zero-copy replies */
+    struct buf *body_buf; /* the buffer holding body, for zero-copy replies */
 };
 
 /* Per-worker state of an HTTP service. */
 struct http_worker {
     http_route_fn route;
     int svc;
-    int64_t date_s;         /* the second `date` was made for */
-    char date[32];          /* "Sun, 06 Nov 1994 08:49:37 GMT" */
-    int access_fd;          /* -1: no access log */
+    int64_t date_s; /* the second `date` was made for */
+    char date[32];  /* "Sun, 06 Nov 1994 08:49:37 GMT" */
+    int access_fd;  /* -1: no access log */
     char *access_buf;
     size_t access_len;
     struct deferred access_flush;
-    struct fpool states;    /* struct http_conn */
+    struct fpool states; /* struct http_conn */
 };
 
 extern const struct proto http_proto;
@@ -51,8 +51,8 @@ void http_on_reject(int fd);
 void http_respond(struct http_exchange *x, int status, const char *ctype, const char *extra,
                   const void *body, size_t len);
 /* The same with a body that outlives the response (static text): not copied. */
-void http_respond_static(struct http_exchange *x, int status, const char *ctype,
-                         const char *extra, const char *body, size_t len);
+void http_respond_static(struct http_exchange *x, int status, const char *ctype, const char *extra,
+                         const char *body, size_t len);
 /* The same with a body in a reference-counted buffer: referenced, not copied. */
 void http_respond_buf(struct http_exchange *x, int status, const char *ctype, const char *extra,
                       struct buf *b, const char *body, size_t len);

@@ -33,8 +33,8 @@ static uint64_t mono_us(void)
 
 static void access_flush(struct deferred *d)
 {
-    struct http_worker *hw = (struct http_worker *)((char *)d -
-                                                    offsetof(struct http_worker, access_flush));
+    struct http_worker *hw =
+        (struct http_worker *)((char *)d - offsetof(struct http_worker, access_flush));
     if (hw->access_len && hw->access_fd >= 0) {
         ssize_t n = write(hw->access_fd, hw->access_buf, hw->access_len);
         (void)n; /* a full disk must not stop serving */
@@ -162,9 +162,9 @@ void http_request_done(struct conn *c, int status, uint64_t body_len)
 static void refuse_request(struct conn *c, struct http_conn *hc, int status)
 {
     static const char *const msgs[] = {"bad request", "request too large", "request timeout"};
-    const char *msg = status == 408 ? msgs[2] : status == 413 || status == 431 || status == 414
-                                                    ? msgs[1]
-                                                    : msgs[0];
+    const char *msg = status == 408                                     ? msgs[2]
+                      : status == 413 || status == 431 || status == 414 ? msgs[1]
+                                                                        : msgs[0];
     hc->keep_alive = 0;
     hc->head_only = 0;
     c->flags |= CONN_UNREAD;
@@ -415,7 +415,8 @@ void http_defer_timer(struct http_exchange *x, uint64_t ms, http_route_fn route_
 {
     if (x->c->w->sync) {
         /* The sync models have no loop: the thread itself waits. */
-        struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L};
+        struct timespec ts = {.tv_sec = (time_t)(ms / 1000),
+                              .tv_nsec = (long)(ms % 1000) * 1000000L};
         while (nanosleep(&ts, &ts) != 0)
             ;
         route_after(x);

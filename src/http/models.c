@@ -124,8 +124,8 @@ static void serve_conn(struct worker *w, int fd)
                 c->proto->on_timeout(c); /* 408 */
                 break;
             }
-            if (!partial && (server_draining(w->srv) ||
-                             idle >= (uint64_t)(cfg->http_keepalive_timeout * 1000)))
+            if (!partial &&
+                (server_draining(w->srv) || idle >= (uint64_t)(cfg->http_keepalive_timeout * 1000)))
                 break;
             continue;
         }

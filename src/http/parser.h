@@ -18,8 +18,16 @@ struct http_slice {
 };
 
 enum http_method {
-    HTTP_GET, HTTP_HEAD, HTTP_POST, HTTP_PUT, HTTP_DELETE, HTTP_OPTIONS, HTTP_PATCH,
-    HTTP_CONNECT, HTTP_TRACE, HTTP_OTHER
+    HTTP_GET,
+    HTTP_HEAD,
+    HTTP_POST,
+    HTTP_PUT,
+    HTTP_DELETE,
+    HTTP_OPTIONS,
+    HTTP_PATCH,
+    HTTP_CONNECT,
+    HTTP_TRACE,
+    HTTP_OTHER
 };
 
 struct http_header {
@@ -29,21 +37,21 @@ struct http_header {
 struct http_request {
     enum http_method method;
     struct http_slice method_name;
-    struct http_slice target;   /* as sent: "/a/b?x=1" */
-    struct http_slice path;     /* target up to '?' */
-    struct http_slice query;    /* after '?', empty when none */
-    int minor_version;          /* 0 for HTTP/1.0, 1 for HTTP/1.1 */
+    struct http_slice target; /* as sent: "/a/b?x=1" */
+    struct http_slice path;   /* target up to '?' */
+    struct http_slice query;  /* after '?', empty when none */
+    int minor_version;        /* 0 for HTTP/1.0, 1 for HTTP/1.1 */
     size_t header_count;
     struct http_header headers[HTTP_MAX_HEADERS];
 
     /* Derived from the headers while parsing. */
-    int64_t content_length;     /* -1 when absent */
-    unsigned chunked : 1;       /* Transfer-Encoding: chunked (the final coding) */
-    unsigned keep_alive : 1;    /* 1.1 without "Connection: close", or 1.0 with "keep-alive" */
+    int64_t content_length;  /* -1 when absent */
+    unsigned chunked : 1;    /* Transfer-Encoding: chunked (the final coding) */
+    unsigned keep_alive : 1; /* 1.1 without "Connection: close", or 1.0 with "keep-alive" */
     unsigned expect_continue : 1;
     unsigned upgrade_websocket : 1; /* Upgrade: websocket and Connection: upgrade */
-    struct http_slice host;     /* empty when absent */
-    size_t head_len;            /* bytes of the head including the final CRLFCRLF */
+    struct http_slice host;         /* empty when absent */
+    size_t head_len;                /* bytes of the head including the final CRLFCRLF */
 };
 
 /* Results of http_parse_request besides a positive head length. */
@@ -75,8 +83,8 @@ int http_slice_ieq(struct http_slice s, const char *str);
 /* Chunked transfer decoding, resumable across reads, in place allowed (out may equal in). */
 struct http_chunked {
     int state;
-    uint64_t remaining;   /* bytes left in the current chunk */
-    uint64_t total;       /* payload bytes so far */
+    uint64_t remaining; /* bytes left in the current chunk */
+    uint64_t total;     /* payload bytes so far */
     uint64_t max_body;
     unsigned size_digits; /* hex digits seen in the current size line */
     unsigned line_len;    /* bytes seen in the current size/extension/trailer line */
