@@ -23,7 +23,7 @@ ninja -C build
 step "unit tests"
 (cd build && ctest --output-on-failure)
 step "end-to-end tests"
-WEFT_BIN="$PWD/build/weft" python3 -m pytest -q tests/e2e
+WEFT_BIN="$PWD/build/weft" /usr/bin/python3 -m pytest -q tests/e2e
 
 step "sanitizer build (ASan + UBSan)"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DWEFT_WERROR=ON -DWEFT_SANITIZE=ON >/dev/null
@@ -31,7 +31,7 @@ ninja -C build-asan
 step "unit tests under sanitizers"
 (cd build-asan && ctest --output-on-failure)
 step "end-to-end tests under sanitizers"
-WEFT_BIN="$PWD/build-asan/weft" WEFT_SANITIZED=1 python3 -m pytest -q tests/e2e
+WEFT_BIN="$PWD/build-asan/weft" WEFT_SANITIZED=1 /usr/bin/python3 -m pytest -q tests/e2e
 
 step "fuzz targets (${FUZZ_SECONDS}s each)"
 CC=clang cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Debug -DWEFT_FUZZ=ON >/dev/null
