@@ -7,5 +7,9 @@
 extern const struct service http_service;
 extern const struct service echo_service;
 extern const struct service admin_service;
+extern const struct service chat_service;
+
+/* The chat service's open rooms and members on all workers (0 when it is off). */
+void chat_counts(const struct server *srv, int *rooms, int *clients);
 
 #endif

@@ -8,6 +8,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "services.h"
+
 void textbuf_printf(struct textbuf *b, const char *fmt, ...)
 {
     if (b->oom)
@@ -82,6 +84,16 @@ struct stats *stats_collect(const struct server *srv)
             pthread_mutex_unlock((pthread_mutex_t *)&srv->sync_lock);
         }
     }
+    hist_init(&s->chat.fanout_us);
+    for (int i = 0; i < srv->nworkers; i++) {
+        const struct chat_metrics *c = &srv->workers[i].metrics.chat;
+        s->chat.received += ctr_read(&c->received);
+        s->chat.delivered += ctr_read(&c->delivered);
+        s->chat.dropped += ctr_read(&c->dropped);
+        s->chat.slow_closed += ctr_read(&c->slow_closed);
+        metrics_hist_sum(&s->chat.fanout_us, &c->fanout_us);
+    }
+    chat_counts(srv, &s->chat_rooms, &s->chat_clients);
     s->rss_bytes = read_rss();
     s->open_fds = count_fds();
     struct rusage ru;
@@ -110,6 +122,46 @@ static void header(struct textbuf *o, const char *name, const char *type, const 
 static int speaks_http(int svc)
 {
     return svc == SVC_HTTP || svc == SVC_ADMIN || svc == SVC_BALANCER;
+}
+
+static void histogram(struct textbuf *o, const char *name, const char *labels, const struct hist *h)
+{
+    const char *sep = labels[0] ? "," : "";
+    for (size_t i = 0; i < sizeof le_seconds / sizeof le_seconds[0]; i++)
+        textbuf_printf(o, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep, le_seconds[i],
+                       (unsigned long long)hist_count_le(h, (uint64_t)(le_seconds[i] * 1e6)));
+    textbuf_printf(o, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep,
+                   (unsigned long long)h->count);
+    const char *open = labels[0] ? "{" : "", *close = labels[0] ? "}" : "";
+    textbuf_printf(o, "%s_sum%s%s%s %.6f\n", name, open, labels, close, h->sum / 1e6);
+    textbuf_printf(o, "%s_count%s%s%s %llu\n", name, open, labels, close,
+                   (unsigned long long)h->count);
+}
+
+static void chat_prometheus(const struct stats *s, struct textbuf *o)
+{
+    header(o, "weft_chat_rooms", "gauge", "Open chat rooms.");
+    textbuf_printf(o, "weft_chat_rooms %d\n", s->chat_rooms);
+    header(o, "weft_chat_clients", "gauge", "Chat members in any room.");
+    textbuf_printf(o, "weft_chat_clients %d\n", s->chat_clients);
+    header(o, "weft_chat_messages_received_total", "counter", "Chat messages from clients.");
+    textbuf_printf(o, "weft_chat_messages_received_total %llu\n",
+                   (unsigned long long)s->chat.received);
+    header(o, "weft_chat_messages_delivered_total", "counter",
+           "Copies of chat frames queued to members.");
+    textbuf_printf(o, "weft_chat_messages_delivered_total %llu\n",
+                   (unsigned long long)s->chat.delivered);
+    header(o, "weft_chat_messages_dropped_total", "counter",
+           "Copies skipped for slow members (--chat-slow-policy drop).");
+    textbuf_printf(o, "weft_chat_messages_dropped_total %llu\n",
+                   (unsigned long long)s->chat.dropped);
+    header(o, "weft_chat_slow_consumers_closed_total", "counter",
+           "Members closed with 1008 for not reading (--chat-slow-policy close).");
+    textbuf_printf(o, "weft_chat_slow_consumers_closed_total %llu\n",
+                   (unsigned long long)s->chat.slow_closed);
+    header(o, "weft_chat_fanout_seconds", "histogram",
+           "From a message's receipt to its copies being queued on a worker.");
+    histogram(o, "weft_chat_fanout_seconds", "", &s->chat.fanout_us);
 }
 
 void stats_prometheus(const struct stats *s, struct textbuf *o)
@@ -159,22 +211,12 @@ void stats_prometheus(const struct stats *s, struct textbuf *o)
     for (int v = 0; v < SVC_COUNT; v++) {
         if (!s->enabled[v] || !speaks_http(v))
             continue;
-        const struct hist *h = &s->svc[v].latency_us;
-        for (size_t i = 0; i < sizeof le_seconds / sizeof le_seconds[0]; i++)
-            textbuf_printf(o,
-                           "weft_http_request_duration_seconds_bucket{service=\"%s\",le=\"%g\"} "
-                           "%llu\n",
-                           service_names[v], le_seconds[i],
-                           (unsigned long long)hist_count_le(h, (uint64_t)(le_seconds[i] * 1e6)));
-        textbuf_printf(o,
-                       "weft_http_request_duration_seconds_bucket{service=\"%s\",le=\"+Inf\"} "
-                       "%llu\n",
-                       service_names[v], (unsigned long long)h->count);
-        textbuf_printf(o, "weft_http_request_duration_seconds_sum{service=\"%s\"} %.6f\n",
-                       service_names[v], h->sum / 1e6);
-        textbuf_printf(o, "weft_http_request_duration_seconds_count{service=\"%s\"} %llu\n",
-                       service_names[v], (unsigned long long)h->count);
+        char labels[48];
+        snprintf(labels, sizeof labels, "service=\"%s\"", service_names[v]);
+        histogram(o, "weft_http_request_duration_seconds", labels, &s->svc[v].latency_us);
     }
+    if (s->enabled[SVC_CHAT])
+        chat_prometheus(s, o);
     header(o, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
     textbuf_printf(o, "process_resident_memory_bytes %llu\n", (unsigned long long)s->rss_bytes);
     header(o, "process_open_fds", "gauge", "Open file descriptors.");

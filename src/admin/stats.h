@@ -16,6 +16,8 @@ struct stats {
     double cpu_seconds;
     double start_time; /* seconds since the epoch */
     int draining;
+    int chat_rooms, chat_clients;
+    struct chat_metrics chat;
 };
 
 /* Sums the workers' counters into a malloc'd snapshot; NULL on ENOMEM. */

@@ -9,6 +9,7 @@ void metrics_init(struct worker_metrics *m)
     memset(m, 0, sizeof *m);
     for (int s = 0; s < SVC_COUNT; s++)
         hist_init(&m->svc[s].latency_us);
+    hist_init(&m->chat.fanout_us);
 }
 
 void metrics_request(struct svc_metrics *m, int status, uint64_t duration_us)
@@ -27,10 +28,13 @@ void metrics_sum(struct svc_metrics *dst, const struct svc_metrics *src)
     dst->bytes_sent += ctr_read(&src->bytes_sent);
     for (int i = 0; i <= METRICS_STATUS_MAX - METRICS_STATUS_MIN; i++)
         dst->requests[i] += ctr_read(&src->requests[i]);
-    /* The histogram is copied field by field with relaxed loads so a scrape never tears a
-     * counter; buckets may be a few records apart, which a scrape tolerates. */
-    const struct hist *h = &src->latency_us;
-    struct hist *d = &dst->latency_us;
+    metrics_hist_sum(&dst->latency_us, &src->latency_us);
+}
+
+void metrics_hist_sum(struct hist *d, const struct hist *h)
+{
+    /* Copied field by field with relaxed loads so a scrape never tears a counter; buckets may be
+     * a few records apart, which a scrape tolerates. */
     d->count += ctr_read(&h->count);
     d->clamped += ctr_read(&h->clamped);
     uint64_t mn = ctr_read(&h->min), mx = ctr_read(&h->max);

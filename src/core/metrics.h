@@ -27,8 +27,17 @@ struct svc_metrics {
     struct hist latency_us;                                         /* request duration */
 };
 
+struct chat_metrics {
+    uint64_t received;     /* messages from clients */
+    uint64_t delivered;    /* copies queued to members */
+    uint64_t dropped;      /* copies skipped for slow members (--chat-slow-policy drop) */
+    uint64_t slow_closed;  /* members closed with 1008 for being slow */
+    struct hist fanout_us; /* from a message's receipt to its copies being queued, per worker */
+};
+
 struct worker_metrics {
     struct svc_metrics svc[SVC_COUNT];
+    struct chat_metrics chat;
 };
 
 static inline void ctr_add(uint64_t *c, uint64_t n)
@@ -46,5 +55,7 @@ void metrics_init(struct worker_metrics *m);
 void metrics_request(struct svc_metrics *m, int status, uint64_t duration_us);
 /* Adds src into dst, reading src with relaxed atomic loads. */
 void metrics_sum(struct svc_metrics *dst, const struct svc_metrics *src);
+/* Adds histogram src into dst the same way. */
+void metrics_hist_sum(struct hist *dst, const struct hist *src);
 
 #endif

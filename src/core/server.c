@@ -33,6 +33,8 @@ static const struct service *service_for(int svc)
         return &echo_service;
     case SVC_ADMIN:
         return &admin_service;
+    case SVC_CHAT:
+        return &chat_service;
     default:
         return NULL;
     }
@@ -197,6 +199,7 @@ int server_run(const struct config *cfg)
     announce(srv);
     log_info("weft %s serving with %d worker(s)", WEFT_VERSION, srv->nworkers);
     status = supervise(srv, sigfd);
+    __atomic_store_n(&srv->stopping, 1, __ATOMIC_RELAXED);
     for (int i = 0; i < srv->nworkers; i++)
         worker_post_stop(&srv->workers[i]);
     for (int i = 0; i < srv->nworkers; i++)

@@ -40,6 +40,8 @@ struct server {
     int draining;          /* atomic */
     int done_fd;           /* eventfd: a worker finished draining */
     int64_t start_wall_s;
+    void *svc_shared[SVC_COUNT]; /* state a service shares between its workers (chat rooms) */
+    int stopping;                /* atomic: workers are being stopped; post nothing more */
     /* --model threaded|blocking: the http service runs on its own threads (http/models.c). */
     int sync_fd;
     int sync_started;

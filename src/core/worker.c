@@ -198,6 +198,12 @@ static void reap_closed(struct worker *w)
     }
 }
 
+static void close_conn(struct conn *c, void *arg)
+{
+    (void)arg;
+    conn_close(c);
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -212,7 +218,24 @@ static void *worker_main(void *arg)
             server_worker_drained(w->srv, w);
         }
     }
+    /* Stopped: close what is left (admin connections, or everything after a drain timeout) so
+     * that protocols release their state. */
+    worker_foreach_conn(w, close_conn, NULL);
+    reap_closed(w);
     return NULL;
+}
+
+/* Runs messages still queued once every worker stopped (nothing posts any more), so that what
+ * they hold (shared buffers, jobs) is released. */
+static void inbox_drain(struct worker *w)
+{
+    struct inbox_msg *m = w->inbox.head;
+    w->inbox.head = w->inbox.tail = NULL;
+    while (m) {
+        struct inbox_msg *next = m->next;
+        m->fn(w, m);
+        m = next;
+    }
 }
 
 /* ---- life cycle ---- */
@@ -267,6 +290,7 @@ int worker_init(struct worker *w, struct server *srv, int id)
 
 void worker_fini(struct worker *w)
 {
+    inbox_drain(w);
     for (int s = 0; s < SVC_COUNT; s++) {
         if (w->listeners[s].io.fd >= 0)
             close(w->listeners[s].io.fd);
@@ -275,6 +299,7 @@ void worker_fini(struct worker *w)
     }
     if (w->inbox.io.fd >= 0)
         close(w->inbox.io.fd);
+    pthread_mutex_destroy(&w->inbox.lock);
     if (w->spare_fd >= 0)
         close(w->spare_fd);
     loop_fini(&w->loop);

@@ -35,6 +35,7 @@ struct http_worker {
     size_t access_len;
     struct deferred access_flush;
     struct fpool states; /* struct http_conn */
+    void *app;           /* the service's own per-worker state (chat rooms) */
 };
 
 extern const struct proto http_proto;
@@ -63,6 +64,10 @@ void http_respond_error(struct http_exchange *x, int status, const char *msg);
  * body must be sent, 0 for HEAD. */
 int http_respond_head(struct http_exchange *x, int status, const char *ctype, const char *extra,
                       uint64_t len);
+
+/* Hands the connection to another protocol after a 101 answer (WebSocket): bytes after the
+ * request go to p->on_data, and c->data becomes data. */
+void http_upgrade(struct http_exchange *x, const struct proto *p, void *data);
 
 /* Asynchronous answers: the route calls http_defer and returns; later, on the same worker,
  * http_resume gives an exchange to answer with (NULL if the connection went away meanwhile).

@@ -282,8 +282,8 @@ static int http_data(struct conn *c)
             .c = c, .req = &req, .body = body, .body_len = body_len, .body_buf = in};
         hw->route(&x);
         buf_unref(in);
-        if (c->flags & CONN_CLOSED)
-            return 0;
+        if ((c->flags & CONN_CLOSED) || c->proto != &http_proto)
+            return 0; /* closed, or upgraded: the HTTP state is gone */
         if (hc->waiting) {
             conn_hold(c);
             return 0;
@@ -385,6 +385,16 @@ void http_on_reject(int fd)
     ssize_t n = send(fd, resp, sizeof resp - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
     (void)n;
     shutdown(fd, SHUT_WR);
+}
+
+void http_upgrade(struct http_exchange *x, const struct proto *p, void *data)
+{
+    struct conn *c = x->c;
+    state_put(c);
+    conn_timer_cancel(c);
+    c->proto = p;
+    c->data = data;
+    conn_flush_later(c); /* frames sent right behind the handshake are read on the next pass */
 }
 
 /* ---- asynchronous answers ---- */

@@ -1,0 +1,40 @@
+/* hub: the process-wide room registry of the chat service: how many members each room has on
+ * all workers together, for presence counts and the room and member limits. Only joins and
+ * leaves touch it (under a lock); messages never do: they travel through the workers' inboxes. */
+#ifndef WEFT_CHAT_HUB_H
+#define WEFT_CHAT_HUB_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#define CHAT_NAME_MAX 64 /* bytes of a room or member name, NUL included */
+
+struct hub_room {
+    char name[CHAT_NAME_MAX];
+    int members;
+};
+
+struct chat_hub {
+    pthread_mutex_t lock;
+    struct hub_room *rooms; /* open rooms, unordered */
+    int count, cap;
+    int clients; /* members of any room */
+    int max_rooms, max_per_room;
+    uint64_t next_guest;
+};
+
+int hub_init(struct chat_hub *h, int max_rooms, int max_per_room);
+void hub_fini(struct chat_hub *h);
+
+enum { HUB_OK = 0, HUB_ROOM_FULL = -1, HUB_TOO_MANY_ROOMS = -2, HUB_NOMEM = -3 };
+
+/* Adds a member to room (creating it); *members gets the new count. HUB_OK or an error. */
+int hub_join(struct chat_hub *h, const char *room, int *members);
+/* Removes a member from room (dropping an empty room); returns the new count. */
+int hub_leave(struct chat_hub *h, const char *room);
+/* Atomically leaves `from` and joins `to`: on error the member stays in `from`. */
+int hub_move(struct chat_hub *h, const char *from, const char *to, int *from_left, int *to_members);
+void hub_counts(struct chat_hub *h, int *rooms, int *clients);
+uint64_t hub_guest_number(struct chat_hub *h);
+
+#endif
