@@ -11,5 +11,7 @@ extern const struct service chat_service;
 
 /* The chat service's open rooms and members on all workers (0 when it is off). */
 void chat_counts(const struct server *srv, int *rooms, int *clients);
+/* Workers whose Redis bridge is connected (--redis). */
+int chat_redis_workers_up(const struct server *srv);
 
 #endif

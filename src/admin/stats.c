@@ -94,6 +94,9 @@ struct stats *stats_collect(const struct server *srv)
         metrics_hist_sum(&s->chat.fanout_us, &c->fanout_us);
     }
     chat_counts(srv, &s->chat_rooms, &s->chat_clients);
+    s->redis_on = srv->cfg->redis[0] != '\0';
+    s->redis_workers_up = s->redis_on ? chat_redis_workers_up(srv) : 0;
+    s->workers = srv->nworkers;
     s->rss_bytes = read_rss();
     s->open_fds = count_fds();
     struct rusage ru;
@@ -162,6 +165,14 @@ static void chat_prometheus(const struct stats *s, struct textbuf *o)
     header(o, "weft_chat_fanout_seconds", "histogram",
            "From a message's receipt to its copies being queued on a worker.");
     histogram(o, "weft_chat_fanout_seconds", "", &s->chat.fanout_us);
+    if (s->redis_on) {
+        header(o, "weft_chat_redis_connected", "gauge",
+               "1 when every worker's Redis bridge is connected, else 0.");
+        textbuf_printf(o, "weft_chat_redis_connected %d\n", s->redis_workers_up == s->workers);
+        header(o, "weft_chat_redis_workers_connected", "gauge",
+               "Workers whose Redis bridge is connected.");
+        textbuf_printf(o, "weft_chat_redis_workers_connected %d\n", s->redis_workers_up);
+    }
 }
 
 void stats_prometheus(const struct stats *s, struct textbuf *o)

@@ -17,6 +17,7 @@ struct stats {
     double start_time; /* seconds since the epoch */
     int draining;
     int chat_rooms, chat_clients;
+    int redis_on, redis_workers_up, workers;
     struct chat_metrics chat;
 };
 

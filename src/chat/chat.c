@@ -241,6 +241,8 @@ static void broadcast(struct worker *w, const char *room, struct buf *b, const c
     buf_unref(b);
 }
 
+/* Broadcasts a message of this instance: to its members through the inboxes, and to other
+ * instances through Redis (the JSON is the frame's payload, after its header). */
 static void broadcast_json(struct worker *w, const char *room, json_t *o, uint64_t exclude_id,
                            uint64_t ts_us)
 {
@@ -248,8 +250,28 @@ static void broadcast_json(struct worker *w, const char *room, json_t *o, uint64
     size_t len;
     struct buf *b = frame_shared(o, &p, &len);
     json_decref(o);
-    if (b)
-        broadcast(w, room, b, p, len, exclude_id, ts_us);
+    if (!b)
+        return;
+    struct chat_worker *cw = cworker(w);
+    if (cw->redis)
+        chat_redis_publish(cw->redis, room, b->data + WS_MAX_HEADER, b->len - WS_MAX_HEADER);
+    broadcast(w, room, b, p, len, exclude_id, ts_us);
+}
+
+/* A message another instance published: every worker is subscribed, so each delivers to its
+ * own members only. */
+static void deliver_remote(struct worker *w, const char *room, const char *json, size_t len)
+{
+    struct buf *b = buf_new_shared(WS_MAX_HEADER + len);
+    if (!b)
+        return;
+    memcpy(b->data + WS_MAX_HEADER, json, len);
+    uint8_t h[WS_MAX_HEADER];
+    size_t hl = ws_frame_header_encode(h, 1, WS_OP_TEXT, len, NULL);
+    memcpy(b->data + WS_MAX_HEADER - hl, h, hl);
+    b->len = (uint32_t)(WS_MAX_HEADER + len);
+    deliver_local(w, room, b, b->data + WS_MAX_HEADER - hl, hl + len, 0, 0);
+    buf_unref(b);
 }
 
 static void presence(struct worker *w, const char *room, const char *name, const char *event,
@@ -682,6 +704,13 @@ static int chat_worker_init(struct worker *w, int svc)
         return rc;
     }
     ((struct http_worker *)w->svc_state[svc])->app = cw;
+    if (w->cfg->redis[0]) {
+        cw->redis = chat_redis_open(w, w->cfg->redis, cw->hub->instance, deliver_remote);
+        if (!cw->redis) {
+            log_error("--redis %s: not a redis://HOST:PORT address", w->cfg->redis);
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -698,6 +727,7 @@ static void chat_worker_fini(struct worker *w, int svc)
             free(r);
         }
     }
+    chat_redis_close(cw->redis);
     fpool_fini(&cw->clients);
     http_worker_fini(w, svc);
     if (w->id == w->srv->nworkers - 1 && w->srv->svc_shared[svc]) {
@@ -706,6 +736,18 @@ static void chat_worker_fini(struct worker *w, int svc)
         w->srv->svc_shared[svc] = NULL;
     }
     free(cw);
+}
+
+int chat_redis_workers_up(const struct server *srv)
+{
+    int up = 0;
+    for (int i = 0; i < srv->nworkers; i++) {
+        struct http_worker *hw = srv->workers[i].svc_state[SVC_CHAT];
+        struct chat_worker *cw = hw ? hw->app : NULL;
+        if (cw && chat_redis_up(cw->redis))
+            up++;
+    }
+    return up;
 }
 
 void chat_counts(const struct server *srv, int *rooms, int *clients)

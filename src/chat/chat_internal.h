@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "chat/hub.h"
+#include "chat/redis.h"
 #include "core/buf.h"
 #include "core/conn.h"
 #include "ws/frame.h"
@@ -36,6 +37,7 @@ struct chat_room {
 
 struct chat_worker {
     struct chat_hub *hub;
+    struct chat_redis *redis; /* NULL without --redis */
     struct fpool clients;
     struct chat_room *rooms[CHAT_ROOM_BUCKETS];
 };

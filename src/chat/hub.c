@@ -2,6 +2,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 int hub_init(struct chat_hub *h, int max_rooms, int max_per_room)
 {
@@ -10,6 +13,8 @@ int hub_init(struct chat_hub *h, int max_rooms, int max_per_room)
     h->max_rooms = max_rooms;
     h->max_per_room = max_per_room;
     h->next_guest = 1;
+    if (getrandom(&h->instance, sizeof h->instance, 0) != sizeof h->instance)
+        h->instance = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
     return 0;
 }
 

@@ -21,6 +21,7 @@ struct chat_hub {
     int clients; /* members of any room */
     int max_rooms, max_per_room;
     uint64_t next_guest;
+    uint64_t instance; /* random: tells this instance's messages apart on Redis */
 };
 
 int hub_init(struct chat_hub *h, int max_rooms, int max_per_room);
