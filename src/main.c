@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chat/client.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/server.h"
@@ -15,7 +16,7 @@ static const char usage[] =
     "commands:\n"
     "  serve [options]            run the services (http, echo, chat, balancer, admin)\n"
     "  bench MODE [options] URL   the load generator (not built yet)\n"
-    "  chat URL                   a terminal chat client (not built yet)\n"
+    "  chat URL                   a terminal chat client: ws://HOST:PORT/ws?room=R&name=N\n"
     "  config check FILE          validate a config file\n"
     "  help [COMMAND]             this text, or a command's options\n"
     "  --version                  print the version\n";
@@ -90,8 +91,14 @@ static int cmd_help(int argc, char **argv)
                "settings; prints FILE:LINE: message for each error and exits 1.\n");
         return 0;
     }
-    if (strcmp(argv[0], "bench") == 0 || strcmp(argv[0], "chat") == 0) {
-        printf("weft %s: not built yet\n", argv[0]);
+    if (strcmp(argv[0], "chat") == 0) {
+        printf("usage: weft chat ws://HOST:PORT/ws?room=ROOM&name=NAME\n\n"
+               "Lines typed are sent as chat messages; `/join ROOM` switches rooms; `/quit` or\n"
+               "end of input closes. Messages received are printed one per line.\n");
+        return 0;
+    }
+    if (strcmp(argv[0], "bench") == 0) {
+        printf("weft bench: not built yet\n");
         return 0;
     }
     fprintf(stderr, "weft: unknown command '%s' (try 'weft help')\n", argv[0]);
@@ -115,8 +122,10 @@ int main(int argc, char **argv)
         printf("weft %s\n", WEFT_VERSION);
         return 0;
     }
-    if (strcmp(cmd, "bench") == 0 || strcmp(cmd, "chat") == 0) {
-        fprintf(stderr, "weft: '%s' is not built yet\n", cmd);
+    if (strcmp(cmd, "chat") == 0)
+        return chat_client_main(argc - 2, argv + 2);
+    if (strcmp(cmd, "bench") == 0) {
+        fprintf(stderr, "weft: 'bench' is not built yet\n");
         return EXIT_USAGE;
     }
     fprintf(stderr, "weft: unknown command '%s' (try 'weft help')\n", cmd);
