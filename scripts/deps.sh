@@ -4,8 +4,8 @@
 set -eu
 
 build_pkgs="gcc libc6-dev cmake ninja-build pkg-config libssl-dev libjansson-dev libconfig-dev libhiredis-dev"
-test_pkgs="libcmocka-dev clang libclang-rt-14-dev python3 python3-pytest curl wrk procps clang-format"
-bench_pkgs="wrk nginx-light iperf3 procps valgrind python3"
+test_pkgs="libcmocka-dev clang libclang-rt-14-dev python3 python3-pytest curl wrk procps clang-format redis-server nodejs npm chromium"
+bench_pkgs="wrk nginx-light iperf3 procps valgrind python3 nodejs npm"
 
 want=""
 for purpose in "${@:-build}"; do
@@ -33,7 +33,8 @@ fi
 echo "deps.sh: installing$missing" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq >/dev/null
-# nginx-light starts a system nginx on port 80 when installed; policy-rc.d keeps it from starting.
+# nginx-light and redis-server start system services when installed; policy-rc.d keeps them
+# from starting (the tests and benchmarks start their own, on ephemeral ports).
 if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
     chmod +x /usr/sbin/policy-rc.d

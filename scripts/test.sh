@@ -8,6 +8,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 ./scripts/deps.sh test
+./scripts/npm-deps.sh
 FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
