@@ -20,6 +20,12 @@ done
 missing=""
 for p in $want; do
     case " $missing " in *" $p "*) continue ;; esac
+    # Node.js from elsewhere (NodeSource, nvm) is as good as Debian's, and Debian's npm package
+    # conflicts with NodeSource's nodejs: a working command counts as installed.
+    case "$p" in
+    nodejs) command -v node >/dev/null 2>&1 && continue ;;
+    npm) command -v npm >/dev/null 2>&1 && continue ;;
+    esac
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
         missing="$missing $p"
     fi
