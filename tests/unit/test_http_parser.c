@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "guard_page.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -858,41 +860,6 @@ static void test_pipelined(void **state)
 }
 
 /* ---- over-reads ------------------------------------------------------------------------ */
-
-/* Inputs are copied so that they end at the last byte before a PROT_NONE page: reading one byte
- * too far faults. */
-struct guard {
-    char *base;
-    size_t page;
-};
-
-static int guard_setup(void **state)
-{
-    static struct guard g;
-    g.page = (size_t)sysconf(_SC_PAGESIZE);
-    g.base = mmap(NULL, 2 * g.page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (g.base == MAP_FAILED)
-        return -1;
-    if (mprotect(g.base + g.page, g.page, PROT_NONE) != 0)
-        return -1;
-    *state = &g;
-    return 0;
-}
-
-static int guard_teardown(void **state)
-{
-    struct guard *g = *state;
-    munmap(g->base, 2 * g->page);
-    return 0;
-}
-
-static char *guard_place(struct guard *g, const char *in, size_t n)
-{
-    assert_true(n <= g->page);
-    char *p = g->base + g->page - n;
-    memcpy(p, in, n);
-    return p;
-}
 
 static void test_no_overread(void **state)
 {

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "guard_page.h"
+
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -20,38 +22,11 @@ static const uint8_t mask1[4] = {0x37, 0xfa, 0x21, 0x3d};
 
 /* ---- header decoding --------------------------------------------------------------------- */
 
-struct guard {
-    uint8_t *base;
-    size_t page;
-};
-
-static int guard_setup(void **state)
-{
-    static struct guard g;
-    g.page = (size_t)sysconf(_SC_PAGESIZE);
-    g.base = mmap(NULL, 2 * g.page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (g.base == MAP_FAILED)
-        return -1;
-    if (mprotect(g.base + g.page, g.page, PROT_NONE) != 0)
-        return -1;
-    *state = &g;
-    return 0;
-}
-
-static int guard_teardown(void **state)
-{
-    struct guard *g = *state;
-    munmap(g->base, 2 * g->page);
-    return 0;
-}
-
 /* Parses p[0..n) copied right before the PROT_NONE page: a read past p[n - 1] faults. */
 static int parse_guarded(struct guard *g, const uint8_t *p, size_t n, int rule,
                          struct ws_frame_header *h)
 {
-    uint8_t *at = g->base + g->page - n;
-    memcpy(at, p, n);
-    return ws_frame_parse_header(at, n, rule, h);
+    return ws_frame_parse_header(guard_place(g, p, n), n, rule, h);
 }
 
 /* Every proper prefix of a valid header needs more bytes and leaves *h alone. */

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "guard_page.h"
+
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -402,40 +404,6 @@ static void test_random_vs_reference(void **state)
 }
 
 /* ---- the ASCII fast path ----------------------------------------------------------------- */
-
-struct guard {
-    uint8_t *base;
-    size_t page;
-};
-
-static int guard_setup(void **state)
-{
-    static struct guard g;
-    g.page = (size_t)sysconf(_SC_PAGESIZE);
-    g.base = mmap(NULL, 2 * g.page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (g.base == MAP_FAILED)
-        return -1;
-    if (mprotect(g.base + g.page, g.page, PROT_NONE) != 0)
-        return -1;
-    *state = &g;
-    return 0;
-}
-
-static int guard_teardown(void **state)
-{
-    struct guard *g = *state;
-    munmap(g->base, 2 * g->page);
-    return 0;
-}
-
-/* Copies p so that it ends right before the PROT_NONE page. */
-static const uint8_t *guard_place(struct guard *g, const uint8_t *p, size_t n)
-{
-    assert_true(n <= g->page);
-    uint8_t *at = g->base + g->page - n;
-    memcpy(at, p, n);
-    return at;
-}
 
 /* ASCII of every length up to 100 with, at every position, a stray continuation byte, a valid
  * 2-, 3- or 4-byte sequence, or a lead byte at the very end. */
