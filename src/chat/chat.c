@@ -550,37 +550,11 @@ static const struct proto chat_ws_proto = {
 /* Copies the percent-decoded query parameter `key` into out; 0 when absent, -1 when bad. */
 static int query_param(struct http_slice q, const char *key, char *out, size_t outlen)
 {
-    size_t kl = strlen(key);
-    const char *s = q.p, *end = q.p + q.n;
-    while (s < end) {
-        const char *amp = memchr(s, '&', (size_t)(end - s));
-        const char *e = amp ? amp : end;
-        if ((size_t)(e - s) > kl && memcmp(s, key, kl) == 0 && s[kl] == '=') {
-            size_t n = 0;
-            for (const char *v = s + kl + 1; v < e; v++) {
-                int ch = (unsigned char)*v;
-                if (ch == '+') {
-                    ch = ' ';
-                } else if (ch == '%') {
-                    if (e - v < 3)
-                        return -1;
-                    char hex[3] = {v[1], v[2], 0};
-                    char *endp;
-                    ch = (int)strtol(hex, &endp, 16);
-                    if (*endp)
-                        return -1;
-                    v += 2;
-                }
-                if (n + 1 >= outlen)
-                    return -1;
-                out[n++] = (char)ch;
-            }
-            out[n] = '\0';
-            return name_ok(out, n) ? 1 : -1;
-        }
-        s = amp ? amp + 1 : end;
-    }
-    return 0;
+    struct http_slice v;
+    if (!http_query_find(q, key, &v))
+        return 0;
+    int n = http_query_decode(v, out, outlen);
+    return n >= 0 && name_ok(out, (size_t)n) ? 1 : -1;
 }
 
 static int origin_allowed(const struct config *cfg, const struct http_request *req)

@@ -82,6 +82,11 @@ int http_resume(const struct http_token *t, struct http_exchange *x);
 /* Waits ms on the connection's timer, then answers with route_after(x). */
 void http_defer_timer(struct http_exchange *x, uint64_t ms, http_route_fn route_after);
 
+/* The raw (still percent-encoded) value of query parameter `name`: 1 when found, else 0. */
+int http_query_find(struct http_slice query, const char *name, struct http_slice *value);
+/* Percent-decodes s ('+' is a space) into out, NUL-terminated; the length, or -1 for a bad
+ * escape or when out is too small. */
+int http_query_decode(struct http_slice s, char *out, size_t outlen);
 /* The request's query parameter `name` as an unsigned integer; -1 when absent or invalid. */
 int64_t http_query_uint(const struct http_request *req, const char *name);
 

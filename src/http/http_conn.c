@@ -442,28 +442,67 @@ void http_defer_timer(struct http_exchange *x, uint64_t ms, http_route_fn route_
 
 /* ---- helpers ---- */
 
-int64_t http_query_uint(const struct http_request *req, const char *name)
+int http_query_find(struct http_slice query, const char *name, struct http_slice *value)
 {
     size_t nl = strlen(name);
-    const char *q = req->query.p, *end = q + req->query.n;
+    const char *q = query.p, *end = query.p + query.n;
     while (q < end) {
         const char *amp = memchr(q, '&', (size_t)(end - q));
         const char *e = amp ? amp : end;
         if ((size_t)(e - q) > nl && memcmp(q, name, nl) == 0 && q[nl] == '=') {
-            const char *v = q + nl + 1;
-            if (v == e || e - v > 12)
-                return -1;
-            int64_t r = 0;
-            for (; v < e; v++) {
-                if (*v < '0' || *v > '9')
-                    return -1;
-                r = r * 10 + (*v - '0');
-            }
-            return r;
+            value->p = q + nl + 1;
+            value->n = (size_t)(e - value->p);
+            return 1;
         }
         q = amp ? amp + 1 : end;
     }
-    return -1;
+    return 0;
+}
+
+static int hex_digit(int ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    ch |= 0x20;
+    return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+}
+
+int http_query_decode(struct http_slice s, char *out, size_t outlen)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s.n; i++) {
+        int ch = (unsigned char)s.p[i];
+        if (ch == '+') {
+            ch = ' ';
+        } else if (ch == '%') {
+            if (i + 2 >= s.n)
+                return -1;
+            int a = hex_digit((unsigned char)s.p[i + 1]), b = hex_digit((unsigned char)s.p[i + 2]);
+            if (a < 0 || b < 0)
+                return -1;
+            ch = a * 16 + b;
+            i += 2;
+        }
+        if (n + 1 >= outlen)
+            return -1;
+        out[n++] = (char)ch;
+    }
+    out[n] = '\0';
+    return (int)n;
+}
+
+int64_t http_query_uint(const struct http_request *req, const char *name)
+{
+    struct http_slice v;
+    if (!http_query_find(req->query, name, &v) || v.n == 0 || v.n > 12)
+        return -1;
+    int64_t r = 0;
+    for (size_t i = 0; i < v.n; i++) {
+        if (v.p[i] < '0' || v.p[i] > '9')
+            return -1;
+        r = r * 10 + (v.p[i] - '0');
+    }
+    return r;
 }
 
 /* ---- service plumbing ---- */
