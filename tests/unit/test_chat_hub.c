@@ -1,0 +1,102 @@
+/* Unit tests for the chat hub (src/chat/hub.c): member counts per room, the room and member
+ * limits, moves that must not lose a member, and guest numbers. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "chat/hub.h"
+
+static void test_join_leave_counts(void **state)
+{
+    (void)state;
+    struct chat_hub h;
+    hub_init(&h, 10, 10);
+    int m = 0, rooms, clients;
+    assert_int_equal(hub_join(&h, "a", &m), HUB_OK);
+    assert_int_equal(m, 1);
+    assert_int_equal(hub_join(&h, "a", &m), HUB_OK);
+    assert_int_equal(m, 2);
+    assert_int_equal(hub_join(&h, "b", &m), HUB_OK);
+    assert_int_equal(m, 1);
+    hub_counts(&h, &rooms, &clients);
+    assert_int_equal(rooms, 2);
+    assert_int_equal(clients, 3);
+    assert_int_equal(hub_leave(&h, "a"), 1);
+    assert_int_equal(hub_leave(&h, "b"), 0);
+    hub_counts(&h, &rooms, &clients);
+    assert_int_equal(rooms, 1); /* an empty room is dropped */
+    assert_int_equal(clients, 1);
+    assert_int_equal(hub_leave(&h, "a"), 0);
+    assert_int_equal(hub_leave(&h, "nowhere"), 0); /* unknown rooms are ignored */
+    hub_counts(&h, &rooms, &clients);
+    assert_int_equal(rooms, 0);
+    assert_int_equal(clients, 0);
+    hub_fini(&h);
+}
+
+static void test_limits(void **state)
+{
+    (void)state;
+    struct chat_hub h;
+    hub_init(&h, 2, 2);
+    int m = 0;
+    assert_int_equal(hub_join(&h, "a", &m), HUB_OK);
+    assert_int_equal(hub_join(&h, "a", &m), HUB_OK);
+    assert_int_equal(hub_join(&h, "a", &m), HUB_ROOM_FULL);
+    assert_int_equal(hub_join(&h, "b", &m), HUB_OK);
+    assert_int_equal(hub_join(&h, "c", &m), HUB_TOO_MANY_ROOMS);
+    assert_int_equal(hub_leave(&h, "b"), 0); /* frees a room */
+    assert_int_equal(hub_join(&h, "c", &m), HUB_OK);
+    hub_fini(&h);
+}
+
+static void test_move(void **state)
+{
+    (void)state;
+    struct chat_hub h;
+    hub_init(&h, 2, 2);
+    int m = 0, left = -1, to = -1, rooms, clients;
+    assert_int_equal(hub_join(&h, "a", &m), HUB_OK);
+    assert_int_equal(hub_join(&h, "a", &m), HUB_OK);
+    assert_int_equal(hub_move(&h, "a", "b", &left, &to), HUB_OK);
+    assert_int_equal(left, 1);
+    assert_int_equal(to, 1);
+    /* b has one place left: a second move fills it, a third is refused and stays in a. */
+    assert_int_equal(hub_join(&h, "a", &m), HUB_OK);
+    assert_int_equal(hub_move(&h, "a", "b", &left, &to), HUB_OK);
+    assert_int_equal(to, 2);
+    assert_int_equal(hub_move(&h, "a", "b", &left, &to), HUB_ROOM_FULL);
+    hub_counts(&h, &rooms, &clients);
+    assert_int_equal(clients, 3);
+    /* With the room limit reached, moving to a new room is refused, even for a last member. */
+    assert_int_equal(hub_move(&h, "a", "c", &left, &to), HUB_TOO_MANY_ROOMS);
+    hub_counts(&h, &rooms, &clients);
+    assert_int_equal(rooms, 2);
+    assert_int_equal(clients, 3);
+    hub_fini(&h);
+}
+
+static void test_guest_numbers_differ(void **state)
+{
+    (void)state;
+    struct chat_hub h;
+    hub_init(&h, 1, 1);
+    uint64_t a = hub_guest_number(&h), b = hub_guest_number(&h);
+    assert_true(a != b);
+    assert_true(h.instance != 0 || hub_guest_number(&h) != 0);
+    hub_fini(&h);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_join_leave_counts),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_move),
+        cmocka_unit_test(test_guest_numbers_differ),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
