@@ -20,6 +20,12 @@ if [ -d node_modules ] && [ -f "$stamp" ] && [ ! package-lock.json -nt "$stamp" 
     exit 0
 fi
 
+# Node trusts only its own CA list; behind a proxy whose CA the machine's admin installed in the
+# system store, npm needs the system store too.
+if [ -z "${NODE_EXTRA_CA_CERTS:-}" ] && [ -r /etc/ssl/certs/ca-certificates.crt ]; then
+    export NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
+fi
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 if ! npm ci --no-audit --no-fund --loglevel=error >"$log" 2>&1; then
