@@ -177,20 +177,27 @@ static void deliver_one(struct worker *w, struct chat_client *cl, struct buf *b,
     ctr_add(&w->m->chat.delivered, 1);
 }
 
+/* What a broadcast carries besides its frame. */
+struct bcast {
+    uint64_t exclude_id; /* a connection on the sending worker that must not get it, or 0 */
+    uint64_t ts_us;      /* when the message was received (fan-out latency), or 0 */
+    uint64_t epoch;      /* hub epoch of the event: members who joined later skip it */
+};
+
 static void deliver_local(struct worker *w, const char *room, struct buf *b, const char *p,
-                          size_t len, uint64_t exclude_id, uint64_t ts_us)
+                          size_t len, const struct bcast *m)
 {
     struct chat_room *r = room_find(cworker(w), room);
     if (!r)
         return;
     for (struct chat_client *cl = r->head, *next; cl; cl = next) {
         next = cl->next;
-        if (cl->c->id != exclude_id)
+        if (cl->c->id != m->exclude_id && cl->join_epoch <= m->epoch)
             deliver_one(w, cl, b, p, len);
     }
-    if (ts_us) {
+    if (m->ts_us) {
         uint64_t now = wall_us();
-        hist_record(&w->m->chat.fanout_us, now > ts_us ? now - ts_us : 0);
+        hist_record(&w->m->chat.fanout_us, now > m->ts_us ? now - m->ts_us : 0);
     }
 }
 
@@ -199,7 +206,7 @@ struct fanout_msg {
     struct buf *b;
     const char *p;
     size_t len;
-    uint64_t ts_us;
+    struct bcast meta;
     char room[CHAT_NAME_MAX];
 };
 
@@ -207,7 +214,7 @@ static void fanout_in(struct worker *w, struct inbox_msg *m)
 {
     struct fanout_msg *f = (struct fanout_msg *)m;
     if (!__atomic_load_n(&w->srv->stopping, __ATOMIC_RELAXED))
-        deliver_local(w, f->room, f->b, f->p, f->len, 0, f->ts_us);
+        deliver_local(w, f->room, f->b, f->p, f->len, &f->meta);
     buf_unref(f->b);
     free(f);
 }
@@ -216,9 +223,9 @@ static void fanout_in(struct worker *w, struct inbox_msg *m)
  * this one), then drops the caller's reference. Per sender, members see frames in the order
  * they were broadcast: each worker's inbox is FIFO per producer. */
 static void broadcast(struct worker *w, const char *room, struct buf *b, const char *p, size_t len,
-                      uint64_t exclude_id, uint64_t ts_us)
+                      const struct bcast *m)
 {
-    deliver_local(w, room, b, p, len, exclude_id, ts_us);
+    deliver_local(w, room, b, p, len, m);
     struct server *srv = w->srv;
     if (!__atomic_load_n(&srv->stopping, __ATOMIC_RELAXED)) {
         for (int i = 0; i < srv->nworkers; i++) {
@@ -232,7 +239,8 @@ static void broadcast(struct worker *w, const char *room, struct buf *b, const c
             f->b = b;
             f->p = p;
             f->len = len;
-            f->ts_us = ts_us;
+            f->meta = *m;
+            f->meta.exclude_id = 0; /* connection ids are per worker */
             snprintf(f->room, sizeof f->room, "%s", room);
             buf_ref(b);
             inbox_post(o, &f->m);
@@ -243,8 +251,7 @@ static void broadcast(struct worker *w, const char *room, struct buf *b, const c
 
 /* Broadcasts a message of this instance: to its members through the inboxes, and to other
  * instances through Redis (the JSON is the frame's payload, after its header). */
-static void broadcast_json(struct worker *w, const char *room, json_t *o, uint64_t exclude_id,
-                           uint64_t ts_us)
+static void broadcast_json(struct worker *w, const char *room, json_t *o, const struct bcast *m)
 {
     const char *p;
     size_t len;
@@ -255,7 +262,7 @@ static void broadcast_json(struct worker *w, const char *room, json_t *o, uint64
     struct chat_worker *cw = cworker(w);
     if (cw->redis)
         chat_redis_publish(cw->redis, room, b->data + WS_MAX_HEADER, b->len - WS_MAX_HEADER);
-    broadcast(w, room, b, p, len, exclude_id, ts_us);
+    broadcast(w, room, b, p, len, m);
 }
 
 /* A message another instance published: every worker is subscribed, so each delivers to its
@@ -270,17 +277,19 @@ static void deliver_remote(struct worker *w, const char *room, const char *json,
     size_t hl = ws_frame_header_encode(h, 1, WS_OP_TEXT, len, NULL);
     memcpy(b->data + WS_MAX_HEADER - hl, h, hl);
     b->len = (uint32_t)(WS_MAX_HEADER + len);
-    deliver_local(w, room, b, b->data + WS_MAX_HEADER - hl, hl + len, 0, 0);
+    struct bcast all = {.epoch = UINT64_MAX};
+    deliver_local(w, room, b, b->data + WS_MAX_HEADER - hl, hl + len, &all);
     buf_unref(b);
 }
 
 static void presence(struct worker *w, const char *room, const char *name, const char *event,
-                     int members, uint64_t exclude_id)
+                     int members, uint64_t exclude_id, uint64_t epoch)
 {
+    struct bcast m = {.exclude_id = exclude_id, .epoch = epoch};
     broadcast_json(w, room,
                    json_pack("{s:s,s:s,s:s,s:s,s:i}", "type", "presence", "room", room, "name",
                              name, "event", event, "members", members),
-                   exclude_id, 0);
+                   &m);
 }
 
 /* ---- membership ---- */
@@ -297,8 +306,10 @@ static const char *hub_error(int rc)
     }
 }
 
-static void joined(struct worker *w, struct chat_client *cl, const char *room, int members)
+static void joined(struct worker *w, struct chat_client *cl, const char *room, int members,
+                   uint64_t epoch)
 {
+    cl->join_epoch = epoch;
     struct chat_room *r = room_get(cworker(w), room);
     if (!r) {
         conn_close(cl->c);
@@ -307,7 +318,7 @@ static void joined(struct worker *w, struct chat_client *cl, const char *room, i
     room_add(r, cl);
     send_json(cl->c, json_pack("{s:s,s:s,s:s,s:i}", "type", "joined", "room", room, "name",
                                cl->name, "members", members));
-    presence(w, room, cl->name, "join", members, cl->c->id);
+    presence(w, room, cl->name, "join", members, cl->c->id, epoch);
 }
 
 static void switch_room(struct worker *w, struct chat_client *cl, const char *to)
@@ -320,14 +331,15 @@ static void switch_room(struct worker *w, struct chat_client *cl, const char *to
     char from[CHAT_NAME_MAX];
     snprintf(from, sizeof from, "%s", cl->room->name);
     int left = 0, members = 0;
-    int rc = hub_move(cw->hub, from, to, &left, &members);
+    uint64_t epoch = 0;
+    int rc = hub_move(cw->hub, from, to, &left, &members, &epoch);
     if (rc != HUB_OK) {
         send_error(cl->c, hub_error(rc));
         return;
     }
     room_remove(cw, cl);
-    presence(w, from, cl->name, "leave", left, 0);
-    joined(w, cl, to, members);
+    presence(w, from, cl->name, "leave", left, 0, epoch);
+    joined(w, cl, to, members, epoch);
 }
 
 /* A room or member name: 1..63 bytes of valid UTF-8 without control characters. */
@@ -360,10 +372,11 @@ static void on_message(struct worker *w, struct chat_client *cl, const char *tex
             send_error(cl->c, "\"text\" must be a string");
         } else {
             const char *room = cl->room->name;
+            struct bcast m = {.ts_us = ts, .epoch = hub_epoch(cworker(w)->hub)};
             broadcast_json(w, room,
                            json_pack("{s:s,s:s,s:s,s:O,s:I}", "type", "msg", "room", room, "from",
                                      cl->name, "text", t, "ts", (json_int_t)ts),
-                           0, ts);
+                           &m);
         }
     } else if (strcmp(type, "join") == 0) {
         json_t *r = json_object_get(in, "room");
@@ -528,8 +541,9 @@ static void chat_close(struct conn *c)
         char room[CHAT_NAME_MAX];
         snprintf(room, sizeof room, "%s", cl->room->name);
         room_remove(cw, cl);
-        int left = hub_leave(cw->hub, room);
-        presence(w, room, cl->name, "leave", left, 0);
+        uint64_t epoch = 0;
+        int left = hub_leave(cw->hub, room, &epoch);
+        presence(w, room, cl->name, "leave", left, 0, epoch);
     }
     frag_free(cl);
     fpool_put(&cw->clients, cl);
@@ -605,14 +619,15 @@ static void upgrade(struct http_exchange *x)
     if (qn == 0)
         snprintf(name, sizeof name, "guest-%llu", (unsigned long long)hub_guest_number(cw->hub));
     int members = 0;
-    int rc = hub_join(cw->hub, room, &members);
+    uint64_t epoch = 0;
+    int rc = hub_join(cw->hub, room, &members, &epoch);
     if (rc != HUB_OK) {
         http_respond_error(x, 503, hub_error(rc));
         return;
     }
     struct chat_client *cl = fpool_get(&cw->clients);
     if (!cl) {
-        hub_leave(cw->hub, room);
+        hub_leave(cw->hub, room, &epoch);
         http_respond_error(x, 503, "out of memory");
         return;
     }
@@ -625,7 +640,7 @@ static void upgrade(struct http_exchange *x)
              "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n", accept);
     http_respond_head(x, 101, NULL, extra, 0);
     http_upgrade(x, &chat_ws_proto, cl);
-    joined(w, cl, room, members);
+    joined(w, cl, room, members, epoch);
 }
 
 static void chat_route(struct http_exchange *x)

@@ -21,6 +21,7 @@ struct chat_client {
     struct chat_room *room;
     struct chat_client *prev, *next; /* in room's member list */
     struct ws_msg msg;               /* fragmentation, limits, UTF-8 across frames */
+    uint64_t join_epoch;             /* hub epoch of its join: older broadcasts are skipped */
     int hdr_checked;                 /* the buffered frame's header went through ws_msg_frame */
     int hdr_event;                   /* what ws_msg_frame returned for it */
     char *frag;                      /* a fragmented message being assembled */

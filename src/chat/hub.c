@@ -70,29 +70,40 @@ static int leave_locked(struct chat_hub *h, const char *room)
     return left;
 }
 
-int hub_join(struct chat_hub *h, const char *room, int *members)
+static uint64_t next_epoch(struct chat_hub *h)
+{
+    return __atomic_add_fetch(&h->epoch, 1, __ATOMIC_RELEASE);
+}
+
+int hub_join(struct chat_hub *h, const char *room, int *members, uint64_t *epoch)
 {
     pthread_mutex_lock(&h->lock);
     int rc = join_locked(h, room, members);
+    if (rc == HUB_OK)
+        *epoch = next_epoch(h);
     pthread_mutex_unlock(&h->lock);
     return rc;
 }
 
-int hub_leave(struct chat_hub *h, const char *room)
+int hub_leave(struct chat_hub *h, const char *room, uint64_t *epoch)
 {
     pthread_mutex_lock(&h->lock);
     int left = leave_locked(h, room);
+    *epoch = next_epoch(h);
     pthread_mutex_unlock(&h->lock);
     return left;
 }
 
-int hub_move(struct chat_hub *h, const char *from, const char *to, int *from_left, int *to_members)
+int hub_move(struct chat_hub *h, const char *from, const char *to, int *from_left, int *to_members,
+             uint64_t *epoch)
 {
     pthread_mutex_lock(&h->lock);
     /* Join, then leave: the new room must fit while the old one is still open. */
     int rc = join_locked(h, to, to_members);
-    if (rc == HUB_OK)
+    if (rc == HUB_OK) {
         *from_left = leave_locked(h, from);
+        *epoch = next_epoch(h);
+    }
     pthread_mutex_unlock(&h->lock);
     return rc;
 }

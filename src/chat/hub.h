@@ -22,6 +22,7 @@ struct chat_hub {
     int max_rooms, max_per_room;
     uint64_t next_guest;
     uint64_t instance; /* random: tells this instance's messages apart on Redis */
+    uint64_t epoch;    /* atomic: counts joins and leaves; orders them against broadcasts */
 };
 
 int hub_init(struct chat_hub *h, int max_rooms, int max_per_room);
@@ -29,12 +30,26 @@ void hub_fini(struct chat_hub *h);
 
 enum { HUB_OK = 0, HUB_ROOM_FULL = -1, HUB_TOO_MANY_ROOMS = -2, HUB_NOMEM = -3 };
 
-/* Adds a member to room (creating it); *members gets the new count. HUB_OK or an error. */
-int hub_join(struct chat_hub *h, const char *room, int *members);
-/* Removes a member from room (dropping an empty room); returns the new count. */
-int hub_leave(struct chat_hub *h, const char *room);
-/* Atomically leaves `from` and joins `to`: on error the member stays in `from`. */
-int hub_move(struct chat_hub *h, const char *from, const char *to, int *from_left, int *to_members);
+/* Every join and leave takes the next epoch. A broadcast carries the epoch current when it
+ * happened, and a member who joined at a later epoch skips it: a member never hears of a join,
+ * a leave or a message that came before its own join, even when that news reaches its worker
+ * after it joined. */
+
+/* Adds a member to room (creating it); *members gets the new count and *epoch the join's
+ * epoch. HUB_OK or an error. */
+int hub_join(struct chat_hub *h, const char *room, int *members, uint64_t *epoch);
+/* Removes a member from room (dropping an empty room); returns the new count; *epoch gets the
+ * leave's epoch. */
+int hub_leave(struct chat_hub *h, const char *room, uint64_t *epoch);
+/* Atomically leaves `from` and joins `to`: on error the member stays in `from`. *epoch gets
+ * the move's epoch (one for both). */
+int hub_move(struct chat_hub *h, const char *from, const char *to, int *from_left, int *to_members,
+             uint64_t *epoch);
+/* The current epoch, for a broadcast of a message. */
+static inline uint64_t hub_epoch(struct chat_hub *h)
+{
+    return __atomic_load_n(&h->epoch, __ATOMIC_ACQUIRE);
+}
 void hub_counts(struct chat_hub *h, int *rooms, int *clients);
 uint64_t hub_guest_number(struct chat_hub *h);
 

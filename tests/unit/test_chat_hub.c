@@ -15,22 +15,23 @@ static void test_join_leave_counts(void **state)
     struct chat_hub h;
     hub_init(&h, 10, 10);
     int m = 0, rooms, clients;
-    assert_int_equal(hub_join(&h, "a", &m), HUB_OK);
+    uint64_t e = 0;
+    assert_int_equal(hub_join(&h, "a", &m, &e), HUB_OK);
     assert_int_equal(m, 1);
-    assert_int_equal(hub_join(&h, "a", &m), HUB_OK);
+    assert_int_equal(hub_join(&h, "a", &m, &e), HUB_OK);
     assert_int_equal(m, 2);
-    assert_int_equal(hub_join(&h, "b", &m), HUB_OK);
+    assert_int_equal(hub_join(&h, "b", &m, &e), HUB_OK);
     assert_int_equal(m, 1);
     hub_counts(&h, &rooms, &clients);
     assert_int_equal(rooms, 2);
     assert_int_equal(clients, 3);
-    assert_int_equal(hub_leave(&h, "a"), 1);
-    assert_int_equal(hub_leave(&h, "b"), 0);
+    assert_int_equal(hub_leave(&h, "a", &e), 1);
+    assert_int_equal(hub_leave(&h, "b", &e), 0);
     hub_counts(&h, &rooms, &clients);
     assert_int_equal(rooms, 1); /* an empty room is dropped */
     assert_int_equal(clients, 1);
-    assert_int_equal(hub_leave(&h, "a"), 0);
-    assert_int_equal(hub_leave(&h, "nowhere"), 0); /* unknown rooms are ignored */
+    assert_int_equal(hub_leave(&h, "a", &e), 0);
+    assert_int_equal(hub_leave(&h, "nowhere", &e), 0); /* unknown rooms are ignored */
     hub_counts(&h, &rooms, &clients);
     assert_int_equal(rooms, 0);
     assert_int_equal(clients, 0);
@@ -43,13 +44,14 @@ static void test_limits(void **state)
     struct chat_hub h;
     hub_init(&h, 2, 2);
     int m = 0;
-    assert_int_equal(hub_join(&h, "a", &m), HUB_OK);
-    assert_int_equal(hub_join(&h, "a", &m), HUB_OK);
-    assert_int_equal(hub_join(&h, "a", &m), HUB_ROOM_FULL);
-    assert_int_equal(hub_join(&h, "b", &m), HUB_OK);
-    assert_int_equal(hub_join(&h, "c", &m), HUB_TOO_MANY_ROOMS);
-    assert_int_equal(hub_leave(&h, "b"), 0); /* frees a room */
-    assert_int_equal(hub_join(&h, "c", &m), HUB_OK);
+    uint64_t e = 0;
+    assert_int_equal(hub_join(&h, "a", &m, &e), HUB_OK);
+    assert_int_equal(hub_join(&h, "a", &m, &e), HUB_OK);
+    assert_int_equal(hub_join(&h, "a", &m, &e), HUB_ROOM_FULL);
+    assert_int_equal(hub_join(&h, "b", &m, &e), HUB_OK);
+    assert_int_equal(hub_join(&h, "c", &m, &e), HUB_TOO_MANY_ROOMS);
+    assert_int_equal(hub_leave(&h, "b", &e), 0); /* frees a room */
+    assert_int_equal(hub_join(&h, "c", &m, &e), HUB_OK);
     hub_fini(&h);
 }
 
@@ -59,23 +61,40 @@ static void test_move(void **state)
     struct chat_hub h;
     hub_init(&h, 2, 2);
     int m = 0, left = -1, to = -1, rooms, clients;
-    assert_int_equal(hub_join(&h, "a", &m), HUB_OK);
-    assert_int_equal(hub_join(&h, "a", &m), HUB_OK);
-    assert_int_equal(hub_move(&h, "a", "b", &left, &to), HUB_OK);
+    uint64_t e = 0;
+    assert_int_equal(hub_join(&h, "a", &m, &e), HUB_OK);
+    assert_int_equal(hub_join(&h, "a", &m, &e), HUB_OK);
+    assert_int_equal(hub_move(&h, "a", "b", &left, &to, &e), HUB_OK);
     assert_int_equal(left, 1);
     assert_int_equal(to, 1);
     /* b has one place left: a second move fills it, a third is refused and stays in a. */
-    assert_int_equal(hub_join(&h, "a", &m), HUB_OK);
-    assert_int_equal(hub_move(&h, "a", "b", &left, &to), HUB_OK);
+    assert_int_equal(hub_join(&h, "a", &m, &e), HUB_OK);
+    assert_int_equal(hub_move(&h, "a", "b", &left, &to, &e), HUB_OK);
     assert_int_equal(to, 2);
-    assert_int_equal(hub_move(&h, "a", "b", &left, &to), HUB_ROOM_FULL);
+    assert_int_equal(hub_move(&h, "a", "b", &left, &to, &e), HUB_ROOM_FULL);
     hub_counts(&h, &rooms, &clients);
     assert_int_equal(clients, 3);
     /* With the room limit reached, moving to a new room is refused, even for a last member. */
-    assert_int_equal(hub_move(&h, "a", "c", &left, &to), HUB_TOO_MANY_ROOMS);
+    assert_int_equal(hub_move(&h, "a", "c", &left, &to, &e), HUB_TOO_MANY_ROOMS);
     hub_counts(&h, &rooms, &clients);
     assert_int_equal(rooms, 2);
     assert_int_equal(clients, 3);
+    hub_fini(&h);
+}
+
+static void test_epochs_increase(void **state)
+{
+    (void)state;
+    struct chat_hub h;
+    hub_init(&h, 4, 4);
+    int m = 0, left = 0, to = 0;
+    uint64_t e1 = 0, e2 = 0, e3 = 0, e4 = 0;
+    assert_int_equal(hub_join(&h, "a", &m, &e1), HUB_OK);
+    assert_int_equal(hub_join(&h, "a", &m, &e2), HUB_OK);
+    assert_int_equal(hub_move(&h, "a", "b", &left, &to, &e3), HUB_OK);
+    hub_leave(&h, "b", &e4);
+    assert_true(e1 < e2 && e2 < e3 && e3 < e4);
+    assert_int_equal(hub_epoch(&h), e4);
     hub_fini(&h);
 }
 
@@ -96,6 +115,7 @@ int main(void)
         cmocka_unit_test(test_join_leave_counts),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_move),
+        cmocka_unit_test(test_epochs_increase),
         cmocka_unit_test(test_guest_numbers_differ),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
