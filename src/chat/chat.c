@@ -546,7 +546,7 @@ static void chat_close(struct conn *c)
         presence(w, room, cl->name, "leave", left, 0, epoch);
     }
     frag_free(cl);
-    fpool_put(&cw->clients, cl);
+    http_state_free(w, SVC_CHAT, cl);
     c->data = NULL;
 }
 
@@ -625,7 +625,7 @@ static void upgrade(struct http_exchange *x)
         http_respond_error(x, 503, hub_error(rc));
         return;
     }
-    struct chat_client *cl = fpool_get(&cw->clients);
+    struct chat_client *cl = http_state_alloc(w, SVC_CHAT, sizeof *cl);
     if (!cl) {
         hub_leave(cw->hub, room, &epoch);
         http_respond_error(x, 503, "out of memory");
@@ -685,10 +685,8 @@ static int chat_worker_init(struct worker *w, int svc)
     if (!cw)
         return -1;
     cw->hub = srv->svc_shared[svc];
-    fpool_init(&cw->clients, sizeof(struct chat_client), 256);
     int rc = http_worker_init(w, svc, chat_route);
     if (rc < 0) {
-        fpool_fini(&cw->clients);
         free(cw);
         return rc;
     }
@@ -717,7 +715,6 @@ static void chat_worker_fini(struct worker *w, int svc)
         }
     }
     chat_redis_close(cw->redis);
-    fpool_fini(&cw->clients);
     http_worker_fini(w, svc);
     if (w->id == w->srv->nworkers - 1 && w->srv->svc_shared[svc]) {
         hub_fini(w->srv->svc_shared[svc]);

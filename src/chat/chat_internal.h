@@ -39,7 +39,6 @@ struct chat_room {
 struct chat_worker {
     struct chat_hub *hub;
     struct chat_redis *redis; /* NULL without --redis */
-    struct fpool clients;
     struct chat_room *rooms[CHAT_ROOM_BUCKETS];
 };
 

@@ -14,7 +14,7 @@
 #include "core/server.h"
 
 #define ACCEPT_BATCH 64
-#define BUF_POOL_KEEP 1024 /* 16 MiB of free buffers kept per worker at most */
+#define BUF_POOL_KEEP 256 /* 4 MiB of free buffers kept per worker at most */
 #define CONNS_PER_SLAB 256
 #define SLICES_PER_SLAB 1024
 

@@ -65,6 +65,13 @@ void http_respond_error(struct http_exchange *x, int status, const char *msg);
 int http_respond_head(struct http_exchange *x, int status, const char *ctype, const char *extra,
                       uint64_t len);
 
+/* Objects of up to an HTTP request state's size from the worker's pool of those states: a
+ * protocol that takes connections over (http_upgrade) keeps its per-connection state in the
+ * slot the HTTP state gives back, so an upgraded connection costs no more than one state. NULL
+ * when size is larger or on ENOMEM. */
+void *http_state_alloc(struct worker *w, int svc, size_t size);
+void http_state_free(struct worker *w, int svc, void *p);
+
 /* Hands the connection to another protocol after a 101 answer (WebSocket): bytes after the
  * request go to p->on_data, and c->data becomes data. */
 void http_upgrade(struct http_exchange *x, const struct proto *p, void *data);

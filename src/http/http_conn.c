@@ -387,6 +387,18 @@ void http_on_reject(int fd)
     shutdown(fd, SHUT_WR);
 }
 
+void *http_state_alloc(struct worker *w, int svc, size_t size)
+{
+    struct http_worker *hw = w->svc_state[svc];
+    return size <= sizeof(struct http_conn) ? fpool_get(&hw->states) : NULL;
+}
+
+void http_state_free(struct worker *w, int svc, void *p)
+{
+    struct http_worker *hw = w->svc_state[svc];
+    fpool_put(&hw->states, p);
+}
+
 void http_upgrade(struct http_exchange *x, const struct proto *p, void *data)
 {
     struct conn *c = x->c;
