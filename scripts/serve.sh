@@ -4,6 +4,6 @@
 set -eu
 cd "$(dirname "$0")/.."
 ./scripts/deps.sh build
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-ninja -C build weft >/dev/null
-exec ./build/weft serve "$@"
+cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+ninja -C build-release weft >/dev/null
+exec ./build-release/weft serve "$@"
