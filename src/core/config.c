@@ -2,6 +2,7 @@
  * parser and the help text, so a setting cannot exist in one of them and be missing from another.
  */
 #include "core/config.h"
+#include "core/config_value.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -28,7 +29,6 @@ _Static_assert(sizeof(enum balancer_mode) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum strategy) == sizeof(int), "enum size");
 
 #define MAX_WORKERS 256
-#define MAX_WEIGHT 256
 
 enum opt_type { T_ADDR, T_INT, T_SIZE, T_DURATION, T_ENUM, T_STRING, T_BACKENDS, T_ORIGINS };
 
@@ -55,10 +55,6 @@ static const char *const model_names[] = {"async", "threaded", "blocking", NULL}
 static const char *const slow_names[] = {"close", "drop", NULL};
 static const char *const strategy_names[] = {"round_robin", "least_conn", "random2", "hash", NULL};
 static const char *const bal_mode_names[] = {"http", "tcp", NULL};
-
-static int check_dir(const char *v, char *why, size_t whylen);
-static int check_redis(const char *v, char *why, size_t whylen);
-static int check_header(const char *v, char *why, size_t whylen);
 
 #define OFF(field) offsetof(struct config, field)
 #define FIELD_SIZE(field) sizeof(((struct config *)0)->field)
@@ -100,7 +96,7 @@ static const struct opt opts[] = {
     STR("access_log", "--access-log", access_log, "FILE|-",
         "one line per HTTP request to FILE, or - for stdout (default: off)", NULL),
     STR("static", "--static", static_dir, "DIR",
-        "serve files under DIR at /static/ (default: off)", check_dir),
+        "serve files under DIR at /static/ (default: off)", config_check_dir),
     NUM("http_max_head", "--http-max-head", T_SIZE, http_max_head, KIB, MIB, "8KiB",
         "largest request head; past it, 431 or 414"),
     NUM("http_max_body", "--http-max-body", T_SIZE, http_max_body, 0, GIB, "1MiB",
@@ -122,12 +118,12 @@ static const struct opt opts[] = {
     ENUM("chat_slow_policy", "--chat-slow-policy", chat_slow_policy, slow_names, "close",
          "slow client: close it (1008) or drop its messages"),
     STR("redis", "--redis", redis, "redis://HOST:PORT",
-        "share chat rooms through this Redis (default: off)", check_redis),
+        "share chat rooms through this Redis (default: off)", config_check_redis),
     LIST("backend", "--backend", T_BACKENDS, backends,
          "balancer backend, repeatable (default: the http service)"),
     ENUM("strategy", "--strategy", strategy, strategy_names, "round_robin", "balancing strategy"),
     STR("hash_header", "--hash-header", hash_header, "NAME",
-        "hash strategy: header to hash on (default: client address)", check_header),
+        "hash strategy: header to hash on (default: client address)", config_check_header),
     NUM("health_interval", "--health-interval", T_DURATION, health_interval, 0.01, 3600, "5s",
         "time between backend health checks"),
     ENUM("balancer_mode", "--balancer-mode", balancer_mode, bal_mode_names, "http",
@@ -170,246 +166,6 @@ __attribute__((format(printf, 2, 3))) static void eb_add(struct errbuf *eb, cons
     if (n > 0)
         eb->len += (size_t)n < eb->cap - eb->len ? (size_t)n : eb->cap - eb->len - 1;
     eb->buf[eb->len] = '\0';
-}
-
-/* ---- strict scalar parsers ---- */
-
-static int parse_ull(const char **sp, unsigned long long *out)
-{
-    const char *s = *sp;
-    unsigned long long v = 0;
-    if (!isdigit((unsigned char)*s))
-        return -1;
-    for (; isdigit((unsigned char)*s); s++) {
-        unsigned d = (unsigned)(*s - '0');
-        if (v > (ULLONG_MAX - d) / 10)
-            return -1;
-        v = v * 10 + d;
-    }
-    *sp = s;
-    *out = v;
-    return 0;
-}
-
-/* A whole string of decimal digits: no sign, no space, no junk. */
-static int parse_uint_text(const char *s, unsigned long long *out)
-{
-    return parse_ull(&s, out) == 0 && *s == '\0' ? 0 : -1;
-}
-
-static int parse_port(const char *s, uint16_t *out)
-{
-    unsigned long long v;
-    if (strlen(s) > 5 || parse_uint_text(s, &v) != 0 || v > 65535)
-        return -1;
-    *out = (uint16_t)v;
-    return 0;
-}
-
-/* An IPv4 literal, or a host name of letters, digits, '-' and '.'. */
-static int host_ok(const char *h)
-{
-    if (strspn(h, "0123456789.") == strlen(h)) {
-        struct in_addr a4;
-        return inet_pton(AF_INET, h, &a4) == 1;
-    }
-    size_t label = 0;
-    for (const char *p = h;; p++) {
-        if (*p == '.' || *p == '\0') {
-            if (label == 0 || label > 63 || p[-1] == '-')
-                return 0;
-            if (*p == '\0')
-                return 1;
-            label = 0;
-        } else if (isalnum((unsigned char)*p) || (*p == '-' && label > 0)) {
-            label++;
-        } else {
-            return 0;
-        }
-    }
-}
-
-int config_parse_addr(const char *s, struct config_addr *out)
-{
-    struct config_addr a;
-    const char *host, *port;
-    size_t hostlen;
-    /* memset, not "= {0}": padding too, so that equal configs compare equal bytewise. */
-    memset(&a, 0, sizeof a);
-    if (!s)
-        return -1;
-    if (strcmp(s, "off") == 0) {
-        *out = a;
-        return 0;
-    }
-    if (s[0] == '[') {
-        const char *end = strchr(s, ']');
-        if (!end || end[1] != ':')
-            return -1;
-        host = s + 1;
-        hostlen = (size_t)(end - host);
-        port = end + 2;
-    } else {
-        const char *colon = strrchr(s, ':');
-        if (!colon || memchr(s, ':', (size_t)(colon - s)))
-            return -1; /* no port, or an IPv6 address without brackets */
-        host = s;
-        hostlen = (size_t)(colon - s);
-        port = colon + 1;
-    }
-    if (hostlen >= sizeof a.host || parse_port(port, &a.port) != 0)
-        return -1;
-    memcpy(a.host, host, hostlen);
-    a.host[hostlen] = '\0';
-    if (s[0] == '[') {
-        struct in6_addr a6;
-        if (inet_pton(AF_INET6, a.host, &a6) != 1)
-            return -1;
-    } else if (hostlen == 0) {
-        strcpy(a.host, "127.0.0.1");
-    } else if (!host_ok(a.host)) {
-        return -1;
-    }
-    a.enabled = 1;
-    *out = a;
-    return 0;
-}
-
-int config_parse_size(const char *s, size_t *out)
-{
-    static const struct {
-        const char *name;
-        unsigned shift;
-    } units[] = {{"", 0},    {"b", 0},    {"k", 10}, {"kb", 10}, {"kib", 10}, {"m", 20},
-                 {"mb", 20}, {"mib", 20}, {"g", 30}, {"gb", 30}, {"gib", 30}};
-    unsigned long long v;
-    if (!s || parse_ull(&s, &v) != 0)
-        return -1;
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-        if (strcasecmp(s, units[i].name) != 0)
-            continue;
-        if (v > (unsigned long long)SIZE_MAX >> units[i].shift)
-            return -1;
-        *out = (size_t)(v << units[i].shift);
-        return 0;
-    }
-    return -1;
-}
-
-int config_parse_duration(const char *s, double *out)
-{
-    static const struct {
-        const char *name;
-        double mul, div;
-    } units[] = {{"", 1, 1},     {"s", 1, 1},  {"ms", 1, 1e3},
-                 {"us", 1, 1e6}, {"m", 60, 1}, {"h", 3600, 1}};
-    unsigned long long mant;
-    double scale = 1;
-    if (!s || parse_ull(&s, &mant) != 0)
-        return -1;
-    if (*s == '.') {
-        s++;
-        if (!isdigit((unsigned char)*s))
-            return -1;
-        /* Digits after the point extend the mantissa, so "0.1" is exactly 1/10. */
-        for (; isdigit((unsigned char)*s); s++) {
-            unsigned d = (unsigned)(*s - '0');
-            if (mant > (ULLONG_MAX - d) / 10)
-                return -1;
-            mant = mant * 10 + d;
-            scale *= 10;
-        }
-    }
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-        if (strcmp(s, units[i].name) != 0)
-            continue;
-        double v = (double)mant / scale * units[i].mul / units[i].div;
-        if (!isfinite(v))
-            return -1;
-        *out = v;
-        return 0;
-    }
-    return -1;
-}
-
-/* "HOST:PORT[,weight=W]", port 1..65535, weight 1..MAX_WEIGHT (default 1). */
-static int parse_backend(const char *s, struct config_backend *out)
-{
-    char addr[96];
-    struct config_addr a;
-    unsigned long long w = 1;
-    const char *comma = strchr(s, ',');
-    size_t n = comma ? (size_t)(comma - s) : strlen(s);
-    if (n >= sizeof addr)
-        return -1;
-    memcpy(addr, s, n);
-    addr[n] = '\0';
-    if (config_parse_addr(addr, &a) != 0 || !a.enabled || a.port == 0)
-        return -1;
-    if (comma && (strncmp(comma + 1, "weight=", 7) != 0 || parse_uint_text(comma + 8, &w) != 0 ||
-                  w < 1 || w > MAX_WEIGHT))
-        return -1;
-    memcpy(out->host, a.host, sizeof out->host);
-    out->port = a.port;
-    out->weight = (int)w;
-    return 0;
-}
-
-/* ---- checks of string options ---- */
-
-static int check_dir(const char *v, char *why, size_t whylen)
-{
-    struct stat st;
-    if (stat(v, &st) != 0) {
-        snprintf(why, whylen, "must be an existing directory: %s", strerror(errno));
-        return -1;
-    }
-    if (!S_ISDIR(st.st_mode)) {
-        snprintf(why, whylen, "must be an existing directory: not a directory");
-        return -1;
-    }
-    return 0;
-}
-
-static int check_redis(const char *v, char *why, size_t whylen)
-{
-    struct config_addr a;
-    if (strncmp(v, "redis://", 8) != 0 || v[8] == ':' || config_parse_addr(v + 8, &a) != 0 ||
-        !a.enabled || a.port == 0) {
-        snprintf(why, whylen, "must be redis://HOST:PORT");
-        return -1;
-    }
-    return 0;
-}
-
-static int check_header(const char *v, char *why, size_t whylen)
-{
-    /* RFC 9110 token characters. */
-    static const char tchar[] = "!#$%&'*+-.^_`|~0123456789"
-                                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    if (strspn(v, tchar) != strlen(v)) {
-        snprintf(why, whylen, "must be an HTTP header name");
-        return -1;
-    }
-    return 0;
-}
-
-/* An Origin header value: scheme "http" or "https", a host, maybe a port, no path. */
-static int origin_ok(const char *v)
-{
-    const char *rest;
-    if (strncmp(v, "http://", 7) == 0)
-        rest = v + 7;
-    else if (strncmp(v, "https://", 8) == 0)
-        rest = v + 8;
-    else
-        return 0;
-    if (*rest == '\0')
-        return 0;
-    for (; *rest; rest++)
-        if (*rest == '/' || !isgraph((unsigned char)*rest))
-            return 0;
-    return 1;
 }
 
 /* ---- the options' values ---- */
@@ -516,7 +272,7 @@ static int opt_set(const struct opt *o, struct config *cfg, const char *text, ch
             return 0;
         break;
     case T_INT:
-        if (parse_uint_text(text, &u) == 0 && u >= o->min && u <= o->max) {
+        if (config_parse_uint(text, &u) == 0 && u >= o->min && u <= o->max) {
             *(int *)field = (int)u;
             return 0;
         }
@@ -551,7 +307,7 @@ static int opt_set(const struct opt *o, struct config *cfg, const char *text, ch
             snprintf(why, whylen, "at most %d backends", CONFIG_MAX_BACKENDS);
             return -1;
         }
-        if (parse_backend(text, &cfg->backends[cfg->backend_count]) == 0) {
+        if (config_parse_backend(text, &cfg->backends[cfg->backend_count]) == 0) {
             cfg->backend_count++;
             return 0;
         }
@@ -561,7 +317,7 @@ static int opt_set(const struct opt *o, struct config *cfg, const char *text, ch
             snprintf(why, whylen, "at most %d origins", CONFIG_MAX_ORIGINS);
             return -1;
         }
-        if (strlen(text) < sizeof cfg->chat_origin[0] && origin_ok(text)) {
+        if (strlen(text) < sizeof cfg->chat_origin[0] && config_origin_ok(text)) {
             strcpy(cfg->chat_origin[cfg->chat_origin_count++], text);
             return 0;
         }
