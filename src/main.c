@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench/bench.h"
 #include "chat/client.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -15,7 +16,7 @@ static const char usage[] =
     "\n"
     "commands:\n"
     "  serve [options]            run the services (http, echo, chat, balancer, admin)\n"
-    "  bench MODE [options] URL   the load generator (not built yet)\n"
+    "  bench MODE [options] URL   the load generator: closed or open loop, http://\n"
     "  chat URL                   a terminal chat client: ws://HOST:PORT/ws?room=R&name=N\n"
     "  config check FILE          validate a config file\n"
     "  help [COMMAND]             this text, or a command's options\n"
@@ -98,7 +99,7 @@ static int cmd_help(int argc, char **argv)
         return 0;
     }
     if (strcmp(argv[0], "bench") == 0) {
-        printf("weft bench: not built yet\n");
+        bench_print_help(stdout);
         return 0;
     }
     fprintf(stderr, "weft: unknown command '%s' (try 'weft help')\n", argv[0]);
@@ -124,10 +125,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "chat") == 0)
         return chat_client_main(argc - 2, argv + 2);
-    if (strcmp(cmd, "bench") == 0) {
-        fprintf(stderr, "weft: 'bench' is not built yet\n");
-        return EXIT_USAGE;
-    }
+    if (strcmp(cmd, "bench") == 0)
+        return bench_main(argc - 2, argv + 2);
     fprintf(stderr, "weft: unknown command '%s' (try 'weft help')\n", cmd);
     return EXIT_USAGE;
 }
