@@ -141,37 +141,37 @@ static void histogram(struct textbuf *o, const char *name, const char *labels, c
                    (unsigned long long)h->count);
 }
 
+/* A metric without labels: its HELP and TYPE lines and its one sample. */
+static void scalar(struct textbuf *o, const char *name, const char *type, const char *help,
+                   unsigned long long value)
+{
+    header(o, name, type, help);
+    textbuf_printf(o, "%s %llu\n", name, value);
+}
+
 static void chat_prometheus(const struct stats *s, struct textbuf *o)
 {
-    header(o, "weft_chat_rooms", "gauge", "Open chat rooms.");
-    textbuf_printf(o, "weft_chat_rooms %d\n", s->chat_rooms);
-    header(o, "weft_chat_clients", "gauge", "Chat members in any room.");
-    textbuf_printf(o, "weft_chat_clients %d\n", s->chat_clients);
-    header(o, "weft_chat_messages_received_total", "counter", "Chat messages from clients.");
-    textbuf_printf(o, "weft_chat_messages_received_total %llu\n",
-                   (unsigned long long)s->chat.received);
-    header(o, "weft_chat_messages_delivered_total", "counter",
-           "Copies of chat frames queued to members.");
-    textbuf_printf(o, "weft_chat_messages_delivered_total %llu\n",
-                   (unsigned long long)s->chat.delivered);
-    header(o, "weft_chat_messages_dropped_total", "counter",
-           "Copies skipped for slow members (--chat-slow-policy drop).");
-    textbuf_printf(o, "weft_chat_messages_dropped_total %llu\n",
-                   (unsigned long long)s->chat.dropped);
-    header(o, "weft_chat_slow_consumers_closed_total", "counter",
-           "Members closed with 1008 for not reading (--chat-slow-policy close).");
-    textbuf_printf(o, "weft_chat_slow_consumers_closed_total %llu\n",
-                   (unsigned long long)s->chat.slow_closed);
+    scalar(o, "weft_chat_rooms", "gauge", "Open chat rooms.", (unsigned long long)s->chat_rooms);
+    scalar(o, "weft_chat_clients", "gauge", "Chat members in any room.",
+           (unsigned long long)s->chat_clients);
+    scalar(o, "weft_chat_messages_received_total", "counter", "Chat messages from clients.",
+           s->chat.received);
+    scalar(o, "weft_chat_messages_delivered_total", "counter",
+           "Copies of chat frames queued to members.", s->chat.delivered);
+    scalar(o, "weft_chat_messages_dropped_total", "counter",
+           "Copies skipped for slow members (--chat-slow-policy drop).", s->chat.dropped);
+    scalar(o, "weft_chat_slow_consumers_closed_total", "counter",
+           "Members closed with 1008 for not reading (--chat-slow-policy close).",
+           s->chat.slow_closed);
     header(o, "weft_chat_fanout_seconds", "histogram",
            "From a message's receipt to its copies being queued on a worker.");
     histogram(o, "weft_chat_fanout_seconds", "", &s->chat.fanout_us);
     if (s->redis_on) {
-        header(o, "weft_chat_redis_connected", "gauge",
-               "1 when every worker's Redis bridge is connected, else 0.");
-        textbuf_printf(o, "weft_chat_redis_connected %d\n", s->redis_workers_up == s->workers);
-        header(o, "weft_chat_redis_workers_connected", "gauge",
-               "Workers whose Redis bridge is connected.");
-        textbuf_printf(o, "weft_chat_redis_workers_connected %d\n", s->redis_workers_up);
+        scalar(o, "weft_chat_redis_connected", "gauge",
+               "1 when every worker's Redis bridge is connected, else 0.",
+               s->redis_workers_up == s->workers);
+        scalar(o, "weft_chat_redis_workers_connected", "gauge",
+               "Workers whose Redis bridge is connected.", (unsigned long long)s->redis_workers_up);
     }
 }
 
@@ -228,10 +228,10 @@ void stats_prometheus(const struct stats *s, struct textbuf *o)
     }
     if (s->enabled[SVC_CHAT])
         chat_prometheus(s, o);
-    header(o, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
-    textbuf_printf(o, "process_resident_memory_bytes %llu\n", (unsigned long long)s->rss_bytes);
-    header(o, "process_open_fds", "gauge", "Open file descriptors.");
-    textbuf_printf(o, "process_open_fds %llu\n", (unsigned long long)s->open_fds);
+    scalar(o, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
+           (unsigned long long)s->rss_bytes);
+    scalar(o, "process_open_fds", "gauge", "Open file descriptors.",
+           (unsigned long long)s->open_fds);
     header(o, "process_cpu_seconds_total", "counter", "User and system CPU time in seconds.");
     textbuf_printf(o, "process_cpu_seconds_total %.6f\n", s->cpu_seconds);
     header(o, "process_start_time_seconds", "gauge", "Start time since the epoch in seconds.");
