@@ -168,3 +168,13 @@ class Weft:
 def odd_log_lines(text):
     """Log lines above info level (warnings, errors) from a weft stderr log."""
     return [l for l in text.splitlines() if re.search(r"\b(warn|error|fatal|crit)\b", l)]
+
+
+def fmt_table(headers, rows):
+    """Right-aligned columns under a header and a rule, for the scripts' reports."""
+    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) for i, h in enumerate(headers)]
+    out = ["  ".join(str(h).rjust(w) for h, w in zip(headers, widths)),
+           "  ".join("-" * w for w in widths)]
+    for r in rows:
+        out.append("  ".join(str(c).rjust(w) for c, w in zip(r, widths)))
+    return "\n".join(out)

@@ -265,15 +265,6 @@ def run_case(a, client, kind, workers, nsubs, rates, tmp, room_each=False):
     return res
 
 
-def fmt_table(headers, rows):
-    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) for i, h in enumerate(headers)]
-    out = ["  ".join(str(h).rjust(w) for h, w in zip(headers, widths)),
-           "  ".join("-" * w for w in widths)]
-    for r in rows:
-        out.append("  ".join(str(c).rjust(w) for c, w in zip(r, widths)))
-    return "\n".join(out)
-
-
 def ms(us):
     return f"{us / 1000:,.1f}" if us is not None else "-"
 
@@ -382,7 +373,7 @@ def report(results, a):
                 f"{st['client_cpu_pct']:.0f}%", f"{st['other_cpu_pct']:.0f}%",
                 st["errors"] + st["gaps"] + st["reordered"],
             ])
-    print(fmt_table(["server", "subs", "msg/s", "target/s", "deliv/s", "done", "fan p50 ms",
+    print(bl.fmt_table(["server", "subs", "msg/s", "target/s", "deliv/s", "done", "fan p50 ms",
                      "fan p99 ms", "fan max ms", "e2e p50 ms", "e2e p99 ms", "srv CPU s",
                      "srv CPU", "srv us/deliv", "client CPU", "other CPU", "errors"], rows))
     print("(deliv/s: deliveries received during the send window / window; done: share of the "
@@ -406,7 +397,7 @@ def report(results, a):
             f"{r['rss_idle'] / 1024:,.0f}", f"{r['bytes_per_idle_client']:,.0f}",
             f"{r['rss_after_steps'] / 1024:,.0f}" if r["steps"] else "-",
         ])
-    print(fmt_table(["server", "clients", "rooms", "presence deliv", "stale", "connect s",
+    print(bl.fmt_table(["server", "clients", "rooms", "presence deliv", "stale", "connect s",
                      "srv CPU s", "RSS before KiB", "RSS idle KiB", "B/client",
                      "RSS after steps KiB"], rows))
     print("(stale: join presence messages a member got for a join that its own \"joined\" had "
@@ -437,7 +428,7 @@ def report(results, a):
                 rows.append([label(r), f"{r['subscribers']:,}", f"{st['rate']:g}",
                              f"{dr:.1f}x", f"{pr:.1f}x", f"{er:.1f}x",
                              "yes" if dr >= 10 else "no", "yes" if pr >= 10 else "no"])
-        print(fmt_table(["weft", "subs", "msg/s", "deliv/s weft/Node", "fan p99 Node/weft",
+        print(bl.fmt_table(["weft", "subs", "msg/s", "deliv/s weft/Node", "fan p99 Node/weft",
                          "e2e p99 Node/weft", ">=10x deliv", "p99 goal"], rows))
         print("(at a rate both servers keep up with, deliv/s is the target for both and the "
               "ratio is 1 by construction: the >= 10x goal is read at the rate Node falls "
@@ -453,7 +444,7 @@ def report(results, a):
         if rows:
             print()
             print("Idle memory, each client alone in its room (no presence traffic at all)")
-            print(fmt_table(["server", "clients", "B/client", "Node/weft", "<= 512 B"], rows))
+            print(bl.fmt_table(["server", "clients", "B/client", "Node/weft", "<= 512 B"], rows))
     for n in results["notes"]:
         print(f"note: {n}")
     print(f"\n(total {results['total_s']:.0f} s; load average {results['machine']['loadavg_start']}"

@@ -214,15 +214,6 @@ def rss_test(binary, workers, n, tmp):
     }
 
 
-def fmt_table(headers, rows):
-    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) for i, h in enumerate(headers)]
-    line = "  ".join(str(h).rjust(w) for h, w in zip(headers, widths))
-    out = [line, "  ".join("-" * w for w in widths)]
-    for r in rows:
-        out.append("  ".join(str(c).rjust(w) for c, w in zip(r, widths)))
-    return "\n".join(out)
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--weft", default=bl.DEFAULT_WEFT, help="weft binary (default: %(default)s)")
@@ -309,7 +300,7 @@ def main():
         ])
     print("Echo throughput (closed loop; msg/s = round trips per second; MB/s = payload echoed "
           "back per second, one way: each byte also crossed loopback once inbound)")
-    print(fmt_table(["workers", "msg", "conns", "in-flight", "msg/s", "MB/s one-way",
+    print(bl.fmt_table(["workers", "msg", "conns", "in-flight", "msg/s", "MB/s one-way",
                      "vs iperf3", "server CPU", "server us/msg", "client CPU", "other CPU", "errors"], rows))
     print("(CPU % of one core over the measured window; 'other CPU' = the rest of the machine's "
           f"busy time, i.e. other jobs; {os.cpu_count()} cores = {100 * os.cpu_count()} %)")
@@ -324,7 +315,7 @@ def main():
                 f"{r['bytes_per_conn_after_echo']:.0f}", f"{r['rss_after_close'] / 1024:,.0f}",
                 f"{r['connect_and_accept_s']:.1f}",
             ])
-        print(fmt_table(["workers", "conns", "RSS before KiB", "RSS idle KiB",
+        print(bl.fmt_table(["workers", "conns", "RSS before KiB", "RSS idle KiB",
                          "B/idle conn", "B/conn after 1 echo", "RSS after close KiB",
                          "accept s"], rows))
     for n in results["notes"]:

@@ -314,15 +314,6 @@ def callgrind_section(binary, tmp, n):
 
 # ---- report ----
 
-def fmt_table(headers, rows):
-    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) for i, h in enumerate(headers)]
-    out = ["  ".join(str(h).rjust(w) for h, w in zip(headers, widths)),
-           "  ".join("-" * w for w in widths)]
-    for r in rows:
-        out.append("  ".join(str(c).rjust(w) for c, w in zip(r, widths)))
-    return "\n".join(out)
-
-
 def ms(x):
     return f"{x * 1e3:.2f}"
 
@@ -418,7 +409,7 @@ def main():
                              ms(r["p50_s"]), ms(r["p99_s"]), f"{r['server_cpu_s']:.2f}",
                              f"{r['req_per_cpu_s']:,.0f}", f"{r['wrk_cpu_pct']:.0f}%",
                              f"{r['other_cpu_pct']:.0f}%", errs(r)])
-        print(fmt_table(["workers", "case", "conns", "server", "req/s", "p50 ms", "p99 ms",
+        print(bl.fmt_table(["workers", "case", "conns", "server", "req/s", "p50 ms", "p99 ms",
                          "CPU s", "req/CPU-s", "wrk CPU", "other CPU", "errors"], rows))
         print()
         print("Ratio weft / nginx (> 1: weft better)")
@@ -429,7 +420,7 @@ def main():
             pair["ratio_req_per_cpu"] = wr["req_per_cpu_s"] / nr["req_per_cpu_s"]
             rows.append([wr["workers"], wr["case"], wr["conns"], f"{pair['ratio_rps']:.2f}",
                          f"{pair['ratio_req_per_cpu']:.2f}"])
-        print(fmt_table(["workers", "case", "conns", "req/s ratio", "req/CPU-s ratio"], rows))
+        print(bl.fmt_table(["workers", "case", "conns", "req/s ratio", "req/CPU-s ratio"], rows))
         print()
         print("weft only")
         rows = []
@@ -438,7 +429,7 @@ def main():
             rows.append([r["workers"], r["case"], r["conns"], f"{r['rps']:,.0f}", ms(r["p50_s"]),
                          ms(r["p99_s"]), f"{r['server_cpu_s']:.2f}", f"{r['wrk_cpu_pct']:.0f}%",
                          errs(r), extra])
-        print(fmt_table(["workers", "case", "conns", "req/s", "p50 ms", "p99 ms", "CPU s", "wrk CPU",
+        print(bl.fmt_table(["workers", "case", "conns", "req/s", "p50 ms", "p99 ms", "CPU s", "wrk CPU",
                          "errors", ""], rows))
     if "callgrind" in results:
         cg = results["callgrind"]
@@ -449,7 +440,7 @@ def main():
               "baseline (start, idle as long, stop) subtracted")
         rows = [[k, f"{v['ok']:,}", f"{v['ir_total']:,}", f"{v['ir_baseline']:,}",
                  f"{v['ir_per_request']:,.0f}"] for k, v in cg.items()]
-        print(fmt_table(["server", "200 responses", "Ir total", "Ir baseline", "Ir/request"],
+        print(bl.fmt_table(["server", "200 responses", "Ir total", "Ir baseline", "Ir/request"],
                         rows))
         ratio = cg["weft"]["ir_per_request"] / cg["nginx"]["ir_per_request"]
         results["callgrind_ratio_weft_nginx"] = ratio
