@@ -515,16 +515,6 @@ static int chat_data(struct conn *c)
     return 0;
 }
 
-static void chat_eof(struct conn *c)
-{
-    conn_close_after_flush(c);
-}
-
-static void chat_timeout(struct conn *c)
-{
-    conn_close(c); /* the close grace period passed */
-}
-
 static void chat_shutdown(struct conn *c)
 {
     ws_close(c, WS_CLOSE_GOING_AWAY, "server shutting down");
@@ -553,8 +543,8 @@ static void chat_close(struct conn *c)
 static const struct proto chat_ws_proto = {
     .name = "chat",
     .on_data = chat_data,
-    .on_eof = chat_eof,
-    .on_timeout = chat_timeout,
+    /* EOF: close once the output is sent; timer (the close grace period): close. Both are the
+     * core's defaults. */
     .on_shutdown = chat_shutdown,
     .on_close = chat_close,
 };
