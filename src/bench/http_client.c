@@ -1,4 +1,6 @@
-/* http_client: one `weft bench` worker thread, a plain epoll loop over its own connections.
+/* http_client: one `weft bench` worker thread for http:// and tcp:// targets, a plain epoll
+ * loop over its own connections. A tcp:// "request" is one --size message, and its response is
+ * the same bytes echoed back.
  *
  * Closed loop: each connection sends its next request when the last response is complete.
  * Open loop: requests start on the schedule (a timerfd wakes the loop at the next start, to the
@@ -26,7 +28,7 @@
 #define SCAN_US 10000          /* timeouts and retries are checked this often */
 #define CONNECT_RETRY_US 10000 /* closed loop: pause after a failed connect */
 
-enum { P_HEAD, P_LEN, P_CHUNKED, P_CLOSE };
+enum { P_HEAD, P_LEN, P_CHUNKED, P_CLOSE, P_ECHO };
 
 struct bconn {
     int fd;
@@ -58,13 +60,6 @@ struct client {
     struct schedule sched;
     uint64_t issued;
 };
-
-uint64_t bench_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 static void conn_close(struct client *cl, struct bconn *c)
 {
@@ -100,14 +95,15 @@ static void conn_finish(struct client *cl, struct bconn *c, int err)
         if (c->status >= 400)
             w->errors[BENCH_ERR_STATUS]++;
         hist_record(w->lat, now - c->sched_us);
-        if (w->lat_unc)
+        if (w->mode == BENCH_OPEN)
             hist_record(w->lat_unc, now - c->sent_us);
+        bench_timeline_record(w, now, now - c->sched_us);
     }
     c->busy = 0;
     cl->busy--;
     if (err >= 0 || c->close_after || cl->t->new_conn)
         conn_close(cl, c);
-    if (cl->t->mode == BENCH_OPEN) {
+    if (cl->w->mode == BENCH_OPEN) {
         cl->free_stack[cl->nfree++] = (int)(c - cl->conns);
         return;
     }
@@ -188,7 +184,8 @@ static void start_request(struct client *cl, struct bconn *c, uint64_t sched_us)
     c->sent_us = bench_now_us();
     c->deadline_us = c->sent_us + cl->t->timeout_us;
     c->woff = 0;
-    c->pstate = P_HEAD;
+    c->pstate = cl->t->proto == BENCH_TCP ? P_ECHO : P_HEAD;
+    c->remaining = cl->t->request_len;
     c->status = -1;
     c->close_after = 0;
     if (c->fd < 0 && conn_open(cl, c) < 0) {
@@ -291,6 +288,19 @@ static int parse_head(struct client *cl, struct bconn *c, size_t head_len)
 static int conn_parse(struct client *cl, struct bconn *c)
 {
     for (;;) {
+        if (c->pstate == P_ECHO) {
+            /* tcp://: the message comes back byte for byte. */
+            if (c->rlen > c->remaining ||
+                memcmp(c->rbuf, cl->t->request + cl->t->request_len - c->remaining, c->rlen) != 0) {
+                conn_finish(cl, c, BENCH_ERR_PROTOCOL);
+                return 1;
+            }
+            c->remaining -= c->rlen;
+            c->rlen = 0;
+            if (c->remaining > 0)
+                return 0;
+            break;
+        }
         if (c->pstate == P_HEAD) {
             const char *e = memmem(c->rbuf, c->rlen, "\r\n\r\n", 4);
             if (!e) {
@@ -403,7 +413,7 @@ static void scan(struct client *cl, uint64_t now)
         struct bconn *c = &cl->conns[i];
         if (c->busy && now >= c->deadline_us) {
             conn_finish(cl, c, BENCH_ERR_TIMEOUT);
-        } else if (retry && !c->busy && cl->t->mode == BENCH_CLOSED && c->retry_at) {
+        } else if (retry && !c->busy && cl->w->mode == BENCH_CLOSED && c->retry_at) {
             if (now < c->retry_at) {
                 cl->retry_pending = 1;
             } else {
@@ -438,7 +448,7 @@ static void issue_due(struct client *cl, uint64_t now)
 static int client_done(struct client *cl, uint64_t now)
 {
     const struct bench_worker *w = cl->w;
-    if (cl->t->mode == BENCH_OPEN) {
+    if (cl->w->mode == BENCH_OPEN) {
         if (cl->issued < cl->sched.total)
             return 0;
         /* After the schedule, in-flight requests get their timeout to finish. */
@@ -459,7 +469,7 @@ static void client_loop(struct client *cl)
             scan(cl, now);
             last_scan = now;
         }
-        if (cl->t->mode == BENCH_OPEN)
+        if (cl->w->mode == BENCH_OPEN)
             issue_due(cl, now);
         if (client_done(cl, now))
             return;
@@ -476,7 +486,7 @@ static void client_loop(struct client *cl)
     }
 }
 
-int bench_worker_run(struct bench_worker *w)
+int bench_http_worker_run(struct bench_worker *w)
 {
     struct client cl = {.w = w, .t = w->t, .n = w->conns, .ep = -1, .tfd = -1};
     int rc = -1;
@@ -489,7 +499,7 @@ int bench_worker_run(struct bench_worker *w)
     }
     for (int i = 0; i < cl.n; i++)
         cl.conns[i].fd = -1;
-    if (cl.t->mode == BENCH_OPEN) {
+    if (w->mode == BENCH_OPEN) {
         cl.tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
         if (cl.tfd < 0 || epoll_ctl(cl.ep, EPOLL_CTL_ADD, cl.tfd, &ev) < 0) {
