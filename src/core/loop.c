@@ -92,7 +92,13 @@ static void run_deferred(struct loop *l)
 int loop_run_once(struct loop *l, int max_wait_ms)
 {
     struct poll_event ev[LOOP_BATCH];
-    int64_t next = timer_next(&l->timers, l->now_us);
+    /* The time to wait is measured from now, not from the start of this iteration: timers
+     * armed from the fresh clock during a long iteration would otherwise fire late by as much
+     * as the iteration took (a /sleep?ms=10 answered after 10.5 ms under load). */
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    int64_t next = timer_next(&l->timers, now);
     int64_t wait = max_wait_ms < 0 ? -1 : (int64_t)max_wait_ms * 1000;
     if (l->defer_head)
         wait = 0;
