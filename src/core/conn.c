@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <string.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -53,8 +52,7 @@ struct conn *conn_open(struct worker *w, int fd, int svc, const struct proto *pr
     c->writes = c->writes_mark = 0;
     c->svc = (uint8_t)svc;
     c->next_closed = NULL;
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    /* TCP_NODELAY comes from the listener (net_listen). */
     if (w->loop.poller.ops && loop_add(&w->loop, &c->io, EV_IN | EV_OUT | EV_EDGE) < 0) {
         close(fd);
         c->flags = CONN_CLOSED;
