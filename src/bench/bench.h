@@ -54,6 +54,7 @@ struct bench_opts {
     int duration_set;
     uint64_t total; /* -n */
     int threads;
+    int threads_set; /* -t, --warmup and --repeat given: they override a preset's profile */
     double timeout_s;
     const char *method;
     const char *headers[BENCH_MAX_HEADERS];
@@ -64,7 +65,9 @@ struct bench_opts {
     int strict;
     double max_error_rate; /* < 0: not set */
     double warmup_s;       /* load before each measured run, not recorded */
-    int repeat;            /* runs per measurement point; sweeps and presets report medians */
+    int warmup_set;
+    int repeat; /* runs per measurement point; sweeps and presets report medians */
+    int repeat_set;
     int concurrencies[BENCH_MAX_CONCURRENCIES]; /* sweep: --concurrencies */
     int nconcurrencies;
     const char *profile;     /* preset: smoke, standard or stress */
