@@ -467,6 +467,8 @@ static int server_start(struct server *s, const char *model)
     memset(s, 0, sizeof *s);
     s->out_fd = -1;
     s->err = tmpfile();
+    if (s->err) /* the child's stderr is a dup2 of it: the file itself stays out of the child */
+        fcntl(fileno(s->err), F_SETFD, FD_CLOEXEC);
     int p[2], devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (!s->err || devnull < 0 || pipe2(p, O_CLOEXEC) < 0) {
         fprintf(stderr, "weft bench: cannot start a server: %s\n", strerror(errno));
