@@ -138,30 +138,6 @@ static int run_point(const struct bench_opts *o, const struct bench_target *t,
     return m >= 0 ? 0 : -1;
 }
 
-/* The open runs' table: the target rate, what was dropped, and corrected beside uncorrected. */
-static void print_open_table(FILE *out, const struct bench_result *rs, int n)
-{
-    fprintf(out, "%-14s %10s %10s %12s %8s %8s %9s %9s %11s %9s\n", "run", "target/s", "requests",
-            "req/s", "dropped", "errors", "p50 ms", "p99 ms", "p99 unc ms", "max ms");
-    for (int i = 0; i < n; i++) {
-        const struct bench_result *r = &rs[i];
-        fprintf(out, "%-14s %10.1f %10llu %12.1f %8llu %8llu %9.3f %9.3f %11.3f %9.3f\n", r->label,
-                r->load.rps, (unsigned long long)r->requests, bench_result_rps(r),
-                (unsigned long long)r->dropped, (unsigned long long)r->errors_total,
-                hist_percentile(r->lat, 50) / 1e3, hist_percentile(r->lat, 99) / 1e3,
-                hist_percentile(r->lat_unc, 99) / 1e3,
-                r->lat->count ? (double)r->lat->max / 1e3 : 0.0);
-    }
-}
-
-static void print_table(FILE *out, const struct bench_opts *o, const struct bench_result *rs, int n)
-{
-    if (n > 0 && rs[0].load.mode == BENCH_OPEN)
-        print_open_table(out, rs, n);
-    else
-        bench_print_table(out, o, rs, n);
-}
-
 /* closed and open: one run, or with --repeat K, K runs in a table and the median one in full. */
 static int mode_single(const struct bench_opts *o, const struct bench_target *t)
 {
@@ -179,7 +155,7 @@ static int mode_single(const struct bench_opts *o, const struct bench_target *t)
     } else if (m >= 0) {
         for (int i = 0; i < k; i++)
             snprintf(rs[i].label, sizeof rs[i].label, "run %d%s", i + 1, i == m ? " (median)" : "");
-        print_table(stdout, o, rs, k);
+        bench_print_table(stdout, o, rs, k);
         fprintf(stdout, "\nthe median of %d runs by %s: run %d\n", k,
                 l.mode == BENCH_OPEN ? "corrected p99" : "req/s", m + 1);
         bench_print_result(stdout, o, &rs[m]);
@@ -322,10 +298,8 @@ static int mode_preset(const struct bench_opts *o, const struct bench_target *t)
     printf("\nopen: %g s per run", ol.duration_s);
     if (ol.warmup_s > 0)
         printf(" after %g s of warm-up", ol.warmup_s);
-    printf(", at most %d connections, %d threads; latency from the scheduled start (p99 unc: "
-           "from the send)\n",
-           ol.conns, ol.threads);
-    print_open_table(stdout, rs + ns, p.nloads);
+    printf(", at most %d connections, %d threads\n", ol.conns, ol.threads);
+    bench_print_table(stdout, o, rs + ns, p.nloads);
     fflush(stdout);
     rc = finish(o, rs, n);
 out:
