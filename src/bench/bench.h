@@ -116,6 +116,21 @@ struct bench_timeline {
     uint64_t max_us[BENCH_TL_SLOTS];
 };
 
+/* What the workers of one ws:// run share, through atomics (run.c sets conns and run_id, the
+ * rest starts at zero): a start barrier, so that no message is sent before every connection has
+ * joined the room and its presence messages have settled, and the sender's end. */
+struct bench_ws_sync {
+    int conns;        /* the run's connections on all workers, the sender's included */
+    uint64_t run_id;  /* in every text: other runs' messages are not counted */
+    int arrived;      /* connections ready (joined, room settled) or failed, before the start */
+    int failed;       /* connections that failed before the start */
+    uint64_t go_us;   /* when the last arrived: the measured run starts; 0 until then */
+    double go_cpu_s;  /* the process's CPU seconds (user + system) at go_us */
+    int sender_done;  /* set (release) once the sender has sent its last message; then: */
+    uint64_t expect;  /* messages each subscriber should receive */
+    uint64_t done_us; /* when the sender finished: deliveries get the timeout from here */
+};
+
 /* One worker thread's share of the run and its results. */
 struct bench_worker {
     const struct bench_target *t;
@@ -127,6 +142,7 @@ struct bench_worker {
     uint64_t end_us; /* closed with -d: stop sending; open: end of the schedule */
     int sender;      /* ws: this worker runs the sender connection */
     int subscribers; /* ws: receivers on this worker */
+    struct bench_ws_sync *sync; /* ws: shared by the run's workers */
 
     /* Results. requests and errors are read (racily, for the progress line) while running. */
     uint64_t requests; /* responses received, whatever their status; ws: messages sent */
