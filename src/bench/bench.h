@@ -149,6 +149,7 @@ struct bench_worker {
     uint64_t errors[BENCH_ERR_KINDS];
     uint64_t dropped;    /* open: due while every connection was busy */
     uint64_t deliveries; /* ws: messages received by subscribers */
+    uint64_t unanswered; /* requests still in flight when the run ended (not in requests) */
     uint64_t status[BENCH_MAX_STATUS];
     struct hist *lat;          /* closed: from send; open: from the scheduled start (corrected);
                                   ws: fan-out latency, send to each subscriber's receipt */
@@ -161,7 +162,7 @@ struct bench_worker {
 struct bench_result {
     char label[64]; /* what distinguishes this run within the call: "c=10", "50%", "async" */
     struct bench_load load;
-    uint64_t requests, errors[BENCH_ERR_KINDS], errors_total, dropped, deliveries;
+    uint64_t requests, errors[BENCH_ERR_KINDS], errors_total, dropped, deliveries, unanswered;
     uint64_t status[BENCH_MAX_STATUS];
     struct hist *lat, *lat_unc;
     struct bench_timeline *tl;

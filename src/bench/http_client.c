@@ -26,6 +26,7 @@
 #define MAX_EVENTS 256
 #define SCAN_US 10000          /* timeouts and retries are checked this often */
 #define CONNECT_RETRY_US 10000 /* closed loop: pause after a failed connect */
+#define DRAIN_US 1000000       /* closed loop with -d: most time to wait for answers due */
 
 enum { P_HEAD, P_LEN, P_CHUNKED, P_CLOSE, P_ECHO };
 
@@ -462,7 +463,9 @@ static int client_done(struct client *cl, uint64_t now)
     }
     if (w->total > 0)
         return cl->started >= w->total && cl->busy == 0;
-    return now >= w->end_us;
+    /* -d: nothing new starts after the end; answers already due get a short grace. */
+    uint64_t grace = cl->t->timeout_us < DRAIN_US ? cl->t->timeout_us : DRAIN_US;
+    return now >= w->end_us && (cl->busy == 0 || now >= w->end_us + grace);
 }
 
 static void client_loop(struct client *cl)
@@ -519,6 +522,9 @@ int bench_http_worker_run(struct bench_worker *w)
             start_request(&cl, &cl.conns[i], now);
     }
     client_loop(&cl);
+    /* Answers still due after the drain (a blocking server may hold most of them) are
+     * reported, not silently forgotten. */
+    w->unanswered = (uint64_t)cl.busy;
     rc = 0;
 out:
     for (int i = 0; cl.conns && i < cl.n; i++)

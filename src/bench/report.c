@@ -87,6 +87,9 @@ void bench_print_result(FILE *out, const struct bench_opts *o, const struct benc
     fprintf(out, ")\n");
     if (l->mode == BENCH_OPEN)
         fprintf(out, "dropped       %llu\n", (unsigned long long)r->dropped);
+    if (r->unanswered)
+        fprintf(out, "unanswered    %llu (in flight when the run ended)\n",
+                (unsigned long long)r->unanswered);
     if (o->proto == BENCH_HTTP) {
         fprintf(out, "status       ");
         for (int s = 0; s < BENCH_MAX_STATUS; s++)
@@ -196,6 +199,7 @@ static json_t *result_json(const struct bench_opts *o, const struct bench_result
         codes, "latency_ms", latency_json(r->lat), "cpu_percent", r->cpu_pct);
     if (!j)
         return NULL;
+    json_object_set_new(j, "unanswered", json_integer((json_int_t)r->unanswered));
     if (l->mode == BENCH_OPEN) {
         json_object_set_new(j, "target_rps", json_real(l->rps));
         json_object_set_new(j, "dropped", json_integer((json_int_t)r->dropped));

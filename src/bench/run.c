@@ -139,6 +139,7 @@ static void merge(struct bench_result *r, const struct bench_worker *w)
     r->requests += w->requests;
     r->dropped += w->dropped;
     r->deliveries += w->deliveries;
+    r->unanswered += w->unanswered;
     for (int k = 0; k < BENCH_ERR_KINDS; k++)
         r->errors[k] += w->errors[k];
     for (int s = 0; s < BENCH_MAX_STATUS; s++)
