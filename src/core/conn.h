@@ -46,6 +46,8 @@ enum {
     CONN_CLOSED = 1u << 7,   /* closed, freed at the end of the iteration */
     CONN_RDHUP = 1u << 8,    /* the peer shut its side: read until read() says 0 */
     CONN_UNREAD = 1u << 9,   /* the peer may still be sending (a refused body): linger */
+    CONN_RPENDING = 1u << 10, /* a queued read (io_uring) into c->in is not back yet */
+    CONN_WPENDING = 1u << 11, /* a queued write of the output queue's head is not back yet */
 };
 
 #define CONN_HIGH_WATERMARK (256u * 1024u)
