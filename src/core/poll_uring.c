@@ -70,10 +70,13 @@ struct uring {
 };
 
 /* The ring starts disabled and is enabled by the first wait: the worker thread that runs the
- * loop becomes its single issuer (the ring is made on the main thread). */
+ * loop becomes its single issuer (the ring is made on the main thread). Not DEFER_TASKRUN: with it
+ * a closed connection's socket sometimes stayed open (the cancelled poll request, which holds the
+ * file, was not completed while the loop slept), so peers waited for our FIN (the chat e2e tests
+ * saw it); COOP_TASKRUN still spares the interrupts. */
 static const unsigned setup_flags[] = {
-    IORING_SETUP_R_DISABLED | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER |
-        IORING_SETUP_DEFER_TASKRUN,
+    IORING_SETUP_R_DISABLED | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN |
+        IORING_SETUP_SINGLE_ISSUER,
     IORING_SETUP_R_DISABLED | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN,
     IORING_SETUP_R_DISABLED,
 };
