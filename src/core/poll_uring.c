@@ -51,7 +51,7 @@ uint32_t uring_poll_events(uint32_t revents)
 
 struct uring_fd {
     void *ptr;
-    uint32_t gen;   /* of the current registration (24 bits, see uring_ud) */
+    uint32_t gen; /* of the current registration (24 bits, see uring_ud) */
     uint32_t events;
     uint32_t wwant; /* bytes asked of the queued write */
     int live;

@@ -259,14 +259,14 @@ static void test_flags_good(void **state)
     int rc =
         parse(&c, err, "--http", "0.0.0.0:0", "--echo=off", "--chat", "[::1]:0", "--workers", "3",
               "--max-connections=1000000", "--blocking-threads", "1", "--shutdown-timeout", "500ms",
-              "--log-level", "debug", "--io", "uring", "--model", "threaded", "--access-log", "-", "--static", "/",
-              "--http-max-head", "1K", "--http-max-body", "0", "--http-head-timeout", "1.5",
-              "--http-keepalive-timeout", "2m", "--chat-origin", "https://a.example",
-              "--chat-max-message", "125", "--chat-max-rooms", "7", "--chat-max-clients-per-room",
-              "8", "--chat-max-queue", "64MiB", "--chat-slow-policy", "drop", "--redis",
-              "redis://127.0.0.1:6379", "--backend", "10.0.0.1:80,weight=3", "--strategy", "hash",
-              "--hash-header", "X-User", "--health-interval", "100ms", "--balancer-mode", "tcp",
-              "--admin", ":9999", NULL);
+              "--log-level", "debug", "--io", "uring", "--model", "threaded", "--access-log", "-",
+              "--static", "/", "--http-max-head", "1K", "--http-max-body", "0",
+              "--http-head-timeout", "1.5", "--http-keepalive-timeout", "2m", "--chat-origin",
+              "https://a.example", "--chat-max-message", "125", "--chat-max-rooms", "7",
+              "--chat-max-clients-per-room", "8", "--chat-max-queue", "64MiB", "--chat-slow-policy",
+              "drop", "--redis", "redis://127.0.0.1:6379", "--backend", "10.0.0.1:80,weight=3",
+              "--strategy", "hash", "--hash-header", "X-User", "--health-interval", "100ms",
+              "--balancer-mode", "tcp", "--admin", ":9999", NULL);
     if (rc != 0)
         fail_msg("%s", err);
     assert_string_equal(c.listen[SVC_HTTP].host, "0.0.0.0");
