@@ -178,3 +178,37 @@ def fmt_table(headers, rows):
     for r in rows:
         out.append("  ".join(str(c).rjust(w) for c, w in zip(r, widths)))
     return "\n".join(out)
+
+
+def run_rusage(args, timeout):
+    """Runs args to its end, stdout and stderr into temporary files, and takes the child's own
+    CPU time from wait4 on its PID (exact, and no other child counts). Returns a dict: rc (None
+    when it had to be killed past timeout), out, err, wall_s, cpu_s (utime + stime)."""
+    import tempfile
+    with tempfile.TemporaryFile() as fo, tempfile.TemporaryFile() as fe:
+        t0 = time.monotonic()
+        p = subprocess.Popen(args, stdout=fo, stderr=fe, stdin=subprocess.DEVNULL)
+        killed = False
+        while True:
+            # WNOHANG: until wait4 reaps it, the PID cannot belong to anyone else
+            pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+            if pid:
+                break
+            if not killed and time.monotonic() > t0 + timeout:
+                os.kill(p.pid, signal.SIGKILL)
+                killed = True
+            time.sleep(0.005)
+        wall = time.monotonic() - t0
+        p.returncode = os.waitstatus_to_exitcode(status)
+        fo.seek(0)
+        fe.seek(0)
+        return {"rc": None if killed else p.returncode, "out": fo.read().decode(errors="replace"),
+                "err": fe.read().decode(errors="replace"), "wall_s": wall,
+                "cpu_s": ru.ru_utime + ru.ru_stime}
+
+
+def median(xs):
+    """The median of a non-empty list (the mean of the middle two for an even count)."""
+    s = sorted(xs)
+    n = len(s)
+    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2

@@ -8,10 +8,12 @@ same protocol, one room, one sender, 1,000 and 10,000 subscribers.
 For every server (weft --workers 1, 2; Node) and every room size it reports deliveries/s
 achieved against the target, fan-out latency (receive time - the server's "ts") and end-to-end
 latency (receive time - the sender's scheduled send time), the server's CPU, the load client's
-CPU, the machine's other CPU, and resident memory per connected idle client; then weft/Node
-ratios against the goals (>= 10x Node's deliveries/s, p99 <= 1/10 of Node's, <= 512 B RSS per
-idle client). See bench/README.md. Everything runs on 127.0.0.1 with ephemeral ports; every
-process started here is stopped by its PID; the default run takes about 4 minutes."""
+CPU, the machine's other CPU, and resident memory per connected idle client, in the shared room
+(1 s after the join storm and after --quiet seconds) and with each client alone in its own room;
+then weft/Node ratios against the goals (>= 10x Node's deliveries/s, p99 <= 1/10 of Node's,
+<= 512 B RSS per idle client). A --steps entry without rates ('1000:;10000:') measures memory
+only. See bench/README.md. Everything runs on 127.0.0.1 with ephemeral ports; every process
+started here is stopped by its PID; the default run takes about 5 minutes."""
 
 import argparse
 import json
@@ -20,6 +22,7 @@ import re
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -139,6 +142,23 @@ def stop_server(kind, srv):
     return srv.stop()
 
 
+def warm_up(port):
+    """One WebSocket handshake and close, so that what any first connection pages in (weft:
+    libcrypto's SHA-1 code and tables, ~2.7 MB of RSS; Node: its WebSocket code paths) is in
+    the 'before' reading: a one-time cost, not a per-client one."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"GET /ws?room=warm-up&name=warm-up HTTP/1.1\r\nHost: bench\r\n"
+                  b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                  b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                  b"Sec-WebSocket-Version: 13\r\n\r\n")
+        got = b""
+        while b"\r\n\r\n" not in got:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+
+
 def run_case(a, client, kind, workers, nsubs, rates, tmp, room_each=False):
     """One server, one room size: connect, idle memory, then each rate step. Returns a dict."""
     tag = f"{kind}-w{workers}-n{nsubs}{'-R' if room_each else ''}"
@@ -155,6 +175,8 @@ def run_case(a, client, kind, workers, nsubs, rates, tmp, room_each=False):
     cerr = open(os.path.join(tmp, f"{tag}.client.log"), "w+")
     p = out = None
     try:
+        time.sleep(0.3)
+        warm_up(srv.ports["chat"])
         time.sleep(0.5)
         res["rss_before"] = bl.vm_rss(srv.pid)
         cpu_before = bl.proc_cpu(srv.pid)
@@ -173,6 +195,13 @@ def run_case(a, client, kind, workers, nsubs, rates, tmp, room_each=False):
         time.sleep(1.0)
         res["rss_idle"] = bl.vm_rss(srv.pid)
         res["bytes_per_idle_client"] = (res["rss_idle"] - res["rss_before"]) / nsubs
+        # Then quiet: weft's pools give back a burst's peak within about two seconds.
+        res["rss_quiet_curve"] = [res["rss_idle"]]
+        while len(res["rss_quiet_curve"]) < 4 * (a.quiet - 1.0) + 1:
+            time.sleep(0.25)
+            res["rss_quiet_curve"].append(bl.vm_rss(srv.pid))
+        res["rss_quiet"] = res["rss_quiet_curve"][-1]
+        res["bytes_per_quiet_client"] = (res["rss_quiet"] - res["rss_before"]) / nsubs
         if kind == "weft":
             res["metrics_idle"] = weft_chat_metrics(srv)
         if not ok:
@@ -273,7 +302,7 @@ def parse_steps(s):
     plan = []
     for part in s.split(";"):
         n, rates = part.split(":")
-        plan.append((int(n), [float(r) if "." in r else int(r) for r in rates.split(",")]))
+        plan.append((int(n), [float(r) if "." in r else int(r) for r in rates.split(",") if r]))
     return plan
 
 
@@ -294,6 +323,10 @@ def main():
                     help="longest wait for deliveries after a window, s")
     ap.add_argument("--settle-timeout", type=float, default=120.0,
                     help="longest wait for the join presence storm, s")
+    ap.add_argument("--quiet", type=float, default=3.0,
+                    help="seconds after the join storm for the quiet memory figure (weft trims "
+                         "its pools once a second to the last second's peak: 1 to 2 s after a "
+                         "burst) (default: %(default)s)")
     ap.add_argument("--node-join-presence-max", type=int, default=1000,
                     help="above this many subscribers Node runs --no-join-presence "
                          "(default: %(default)s)")
@@ -340,7 +373,8 @@ def main():
                 results["cases"].append(r)
                 results["notes"] += r["notes"]
                 print(f"  {label(r)} n={nsubs}: connected in {r['connect_wall_s']:.1f} s, "
-                      f"{r['bytes_per_idle_client']:.0f} B/client "
+                      f"{r['bytes_per_idle_client']:.0f} B/client, "
+                      f"{r['bytes_per_quiet_client']:.0f} B/client after {a.quiet:g} s "
                       f"({time.monotonic() - t_start:.0f} s so far)", file=sys.stderr,
                       flush=True)
             if a.idle_clients:
@@ -356,9 +390,6 @@ def main():
 
 
 def report(results, a):
-    print()
-    print("Fan-out: one room, one sender at RATE msg/s for "
-          f"{a.duration:g} s; deliveries = messages received by the subscribers")
     rows = []
     for r in results["cases"]:
         for st in r["steps"]:
@@ -373,17 +404,23 @@ def report(results, a):
                 f"{st['client_cpu_pct']:.0f}%", f"{st['other_cpu_pct']:.0f}%",
                 st["errors"] + st["gaps"] + st["reordered"],
             ])
-    print(bl.fmt_table(["server", "subs", "msg/s", "target/s", "deliv/s", "done", "fan p50 ms",
-                     "fan p99 ms", "fan max ms", "e2e p50 ms", "e2e p99 ms", "srv CPU s",
-                     "srv CPU", "srv us/deliv", "client CPU", "other CPU", "errors"], rows))
-    print("(deliv/s: deliveries received during the send window / window; done: share of the "
-          f"step's deliveries received by {a.drain:g} s after it; fan = receive time - the "
-          "server's ts; e2e = receive time - scheduled send time; CPU over window + drain, % of "
-          f"one core; {os.cpu_count()} cores)")
+    if rows:
+        print()
+        print("Fan-out: one room, one sender at RATE msg/s for "
+              f"{a.duration:g} s; deliveries = messages received by the subscribers")
+        print(bl.fmt_table(["server", "subs", "msg/s", "target/s", "deliv/s", "done",
+                            "fan p50 ms", "fan p99 ms", "fan max ms", "e2e p50 ms", "e2e p99 ms",
+                            "srv CPU s", "srv CPU", "srv us/deliv", "client CPU", "other CPU",
+                            "errors"], rows))
+        print("(deliv/s: deliveries received during the send window / window; done: share of "
+              f"the step's deliveries received by {a.drain:g} s after it; fan = receive time - "
+              "the server's ts; e2e = receive time - scheduled send time; CPU over window + "
+              f"drain, % of one core; {os.cpu_count()} cores)")
 
     print()
-    print("Connecting and memory (B/client = (VmRSS after connecting and 1 s idle - VmRSS "
-          "before) / subscribers; the sender is one more connection)")
+    print("Connecting and memory (B/client = (VmRSS after connecting and 1 s idle, or after "
+          f"{a.quiet:g} s quiet - VmRSS before) / subscribers; 'before' is after one warm-up "
+          "handshake; the sender is one more connection)")
     rows = []
     for r in results["cases"] + results["idle"]:
         c = r.get("connect", {})
@@ -395,20 +432,19 @@ def report(results, a):
             f"{r['connect_wall_s']:.1f}",
             f"{r['connect_server_cpu_s']:.1f}", f"{r['rss_before'] / 1024:,.0f}",
             f"{r['rss_idle'] / 1024:,.0f}", f"{r['bytes_per_idle_client']:,.0f}",
+            f"{r['rss_quiet'] / 1024:,.0f}", f"{r['bytes_per_quiet_client']:,.0f}",
             f"{r['rss_after_steps'] / 1024:,.0f}" if r["steps"] else "-",
         ])
     print(bl.fmt_table(["server", "clients", "rooms", "presence deliv", "stale", "connect s",
-                     "srv CPU s", "RSS before KiB", "RSS idle KiB", "B/client",
-                     "RSS after steps KiB"], rows))
+                        "srv CPU s", "RSS before KiB", "RSS 1 s KiB", "B/client 1 s",
+                        f"RSS {a.quiet:g} s KiB", f"B/client {a.quiet:g} s",
+                        "RSS after steps KiB"], rows))
     print("(stale: join presence messages a member got for a join that its own \"joined\" had "
           "already counted, i.e. for someone who joined before it)")
 
     node = {(r["subscribers"]): r for r in results["cases"] if r["server"] == "node"}
     node_idle = [r for r in results["idle"] if r["server"] == "node"]
     if node:
-        print()
-        print("weft / Node (goals: deliveries/s >= 10x; fan-out p99 <= 1/10 of Node's, i.e. "
-              "Node/weft >= 10; <= 512 B RSS per idle client)")
         rows = []
         for r in results["cases"]:
             if r["server"] != "weft" or r["subscribers"] not in node:
@@ -428,23 +464,38 @@ def report(results, a):
                 rows.append([label(r), f"{r['subscribers']:,}", f"{st['rate']:g}",
                              f"{dr:.1f}x", f"{pr:.1f}x", f"{er:.1f}x",
                              "yes" if dr >= 10 else "no", "yes" if pr >= 10 else "no"])
+    if node and rows:
+        print()
+        print("weft / Node (goals: deliveries/s >= 10x; fan-out p99 <= 1/10 of Node's, i.e. "
+              "Node/weft >= 10)")
         print(bl.fmt_table(["weft", "subs", "msg/s", "deliv/s weft/Node", "fan p99 Node/weft",
-                         "e2e p99 Node/weft", ">=10x deliv", "p99 goal"], rows))
+                            "e2e p99 Node/weft", ">=10x deliv", "p99 goal"], rows))
         print("(at a rate both servers keep up with, deliv/s is the target for both and the "
               "ratio is 1 by construction: the >= 10x goal is read at the rate Node falls "
               "behind)")
-        rows = []
-        for r in results["idle"]:
-            n = node_idle[0]["bytes_per_idle_client"] if node_idle else None
-            rows.append([label(r), f"{r['subscribers']:,}",
-                         f"{r['bytes_per_idle_client']:,.0f}",
-                         f"{n / r['bytes_per_idle_client']:.1f}x" if n and r["server"] == "weft"
-                         and r["bytes_per_idle_client"] > 0 else "-",
-                         "yes" if r["bytes_per_idle_client"] <= 512 else "no"])
-        if rows:
-            print()
-            print("Idle memory, each client alone in its room (no presence traffic at all)")
-            print(bl.fmt_table(["server", "clients", "B/client", "Node/weft", "<= 512 B"], rows))
+    mem_rows = []
+    for r in results["cases"] + results["idle"]:
+        if r["server"] != "weft":
+            continue
+        nr = node_idle[0] if r["room_each"] and node_idle else \
+            None if r["room_each"] else node.get(r["subscribers"])
+        n = nr["bytes_per_quiet_client"] if nr else None
+        w = r["bytes_per_quiet_client"]
+        mem_rows.append([
+            label(r), f"{r['subscribers']:,}",
+            "own room each" if r["room_each"] else "one room, after the join storm",
+            f"{r['bytes_per_idle_client']:,.0f}", f"{w:,.0f}",
+            "-" if n is None else f"{n:,.0f}" + ("" if nr["join_presence"] else " (no storm)"),
+            f"{n / w:.1f}x" if n and w > 0 else "-", "yes" if w <= 512 else "no"])
+    if mem_rows:
+        print()
+        print(f"Idle memory per connected client, 1 s and {a.quiet:g} s after the last join was "
+              "delivered (goal: <= 512 B at the latter); Node's at the same point, same run")
+        print(bl.fmt_table(["weft", "clients", "rooms", "B/client 1 s", f"B/client {a.quiet:g} s",
+                            "Node B/client", "Node/weft", "<= 512 B"], mem_rows))
+        if any("no storm" in r[5] for r in mem_rows):
+            print("(no storm: Node ran --no-join-presence at that size, so it never had the "
+                  "storm's traffic; see --node-join-presence-max)")
     for n in results["notes"]:
         print(f"note: {n}")
     print(f"\n(total {results['total_s']:.0f} s; load average {results['machine']['loadavg_start']}"

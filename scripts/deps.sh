@@ -4,7 +4,7 @@
 set -eu
 
 build_pkgs="gcc libc6-dev cmake ninja-build pkg-config libssl-dev libjansson-dev libconfig-dev libhiredis-dev liburing-dev"
-test_pkgs="libcmocka-dev clang libclang-rt-14-dev python3 python3-pytest curl wrk procps clang-format redis-server nodejs npm chromium"
+test_pkgs="libcmocka-dev clang libclang-rt-14-dev python3 python3-pytest curl wrk procps clang-format redis-server nodejs npm chromium nginx-light"
 bench_pkgs="wrk nginx-light iperf3 procps valgrind python3 nodejs npm"
 
 want=""

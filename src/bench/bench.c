@@ -28,21 +28,35 @@ void bench_print_help(FILE *out)
           "open: requests start on a fixed schedule at --rps; latency counts from the scheduled\n"
           "start (corrected; the uncorrected figure, from the actual send, is shown beside it);\n"
           "a request due while all --concurrency connections are busy is counted as dropped.\n"
-          "sweep: closed at each of --concurrencies, medians over --repeat runs.\n"
-          "preset: a sweep to find capacity (best median req/s), then open at 50, 90 and 110 %.\n"
-          "models: starts `weft serve --model blocking|threaded|async` on ephemeral ports in\n"
-          "turn and runs the same closed load against each (PATH defaults to /).\n"
+          "closed and open with --repeat K: the K runs in a table, then the median one in full.\n"
+          "sweep: closed at each of --concurrencies, each point the median of --repeat runs.\n"
+          "preset: a sweep to find the capacity (the best median req/s), then open at 50, 90\n"
+          "and 110 % of it with at most max(64, 2 x the best concurrency) connections.\n"
+          "  smoke     sweep 1,4,16, 1 s per run, repeat 1; open runs of 1 s (about 6 s)\n"
+          "  standard  sweep 1,2,5,10,20,50,100, 5 s per run, repeat 3, 1 s warm-up;\n"
+          "            open runs of 10 s (about 2.5 min)\n"
+          "  stress    sweep 1,10,50,100,200,500,1000, 10 s per run, repeat 3, 2 s warm-up;\n"
+          "            open runs of 20 s (about 5 min)\n"
+          "  --config FILE is a JSON object that overrides any of: concurrencies ([1,2,...]),\n"
+          "  duration, repeat, warmup, open_duration (seconds), loads ([0.5,0.9,1.1]), threads,\n"
+          "  concurrency_cap; -d (every run), -t, --warmup, --repeat and -c (the open runs'\n"
+          "  cap) given on the command line override both.\n"
+          "models: starts `weft serve --model blocking|threaded|async` (http only, on an\n"
+          "ephemeral port of 127.0.0.1) in turn, runs the same closed load against each and\n"
+          "stops it; PATH defaults to /.\n"
           "\n"
           "options:\n"
-          "  -c N               closed: connections (default 10)\n"
+          "  -c N               closed, models: connections (default 10)\n"
           "  --concurrency N    open: most connections at once (default 64)\n"
           "  --concurrencies L  sweep: comma-separated connection counts\n"
-          "  -d SECONDS         run time (closed default 10; 500ms, 2s, 1m also accepted)\n"
-          "  -n TOTAL           closed: send TOTAL requests, then stop\n"
+          "  -d SECONDS         run time (closed default 10, sweep and models 5; 500ms, 2s,\n"
+          "                     1m also accepted)\n"
+          "  -n TOTAL           closed, sweep, models: send TOTAL requests per run, then stop\n"
           "  --rps R            open: requests (ws: messages) per second\n"
           "  -t THREADS         worker threads (default 2, at most the connections)\n"
-          "  --warmup SECONDS   load before each measured run, not recorded (default 0)\n"
-          "  --repeat K         runs per point; sweep and preset report medians (default 1)\n"
+          "  --warmup SECONDS   load before each point (the first of its --repeat runs), not\n"
+          "                     recorded (default 0)\n"
+          "  --repeat K         runs per point, the median by req/s counts (default 1)\n"
           "  --timeout S        per-request timeout (default 10s)\n"
           "  -m METHOD          request method (default GET)\n"
           "  -H 'Name: value'   a request header, repeatable\n"
@@ -51,7 +65,7 @@ void bench_print_help(FILE *out)
           "  --subscribers N    ws: receiving clients in the room (default 10)\n"
           "  --size BYTES       tcp: bytes per echo message (default 64); ws: text bytes\n"
           "  --profile NAME     preset: smoke, standard (default) or stress\n"
-          "  --config FILE      preset: JSON overriding the profiles' settings\n"
+          "  --config FILE      preset: a JSON object overriding the profile's settings\n"
           "  --json FILE        also write the results as JSON\n"
           "  --csv FILE         append one row per run (a shared batch timestamp per call)\n"
           "  --html FILE        write a self-contained report with latency plots\n"
@@ -208,6 +222,7 @@ static int parse_option(struct bench_opts *o, const char *a, const char *v)
         if (parse_count(v, 1024, &n) < 0)
             return usage_error("bad thread count '%s'", v);
         o->threads = (int)n;
+        o->threads_set = 1;
     } else if (strcmp(a, "--timeout") == 0) {
         o->timeout_s = parse_seconds(v);
         if (o->timeout_s <= 0)
@@ -216,10 +231,12 @@ static int parse_option(struct bench_opts *o, const char *a, const char *v)
         o->warmup_s = parse_seconds(v);
         if (o->warmup_s < 0)
             return usage_error("bad warm-up time '%s'", v);
+        o->warmup_set = 1;
     } else if (strcmp(a, "--repeat") == 0) {
         if (parse_count(v, 1000, &n) < 0)
             return usage_error("bad repeat count '%s'", v);
         o->repeat = (int)n;
+        o->repeat_set = 1;
     } else if (strcmp(a, "--concurrencies") == 0) {
         if (parse_list(o, v) < 0)
             return usage_error("bad concurrency list '%s' (want 1,2,5,...)", v);
@@ -310,6 +327,9 @@ static int check_args(struct bench_opts *o)
             return usage_error("%s", "--rps is for open");
         if (o->duration_set && o->total)
             return usage_error("%s", "give -d or -n, not both");
+        if (o->cmd == CMD_PRESET && o->total)
+            return usage_error("%s",
+                               "-n is for closed, sweep and models; preset runs for durations");
         if (o->cmd == CMD_SWEEP && !o->nconcurrencies)
             return usage_error("%s", "sweep needs --concurrencies 1,2,5,...");
         if (o->cmd == CMD_CLOSED && !o->duration_set && !o->total)

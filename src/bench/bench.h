@@ -54,6 +54,7 @@ struct bench_opts {
     int duration_set;
     uint64_t total; /* -n */
     int threads;
+    int threads_set; /* -t, --warmup and --repeat given: they override a preset's profile */
     double timeout_s;
     const char *method;
     const char *headers[BENCH_MAX_HEADERS];
@@ -64,7 +65,9 @@ struct bench_opts {
     int strict;
     double max_error_rate; /* < 0: not set */
     double warmup_s;       /* load before each measured run, not recorded */
-    int repeat;            /* runs per measurement point; sweeps and presets report medians */
+    int warmup_set;
+    int repeat; /* runs per measurement point; sweeps and presets report medians */
+    int repeat_set;
     int concurrencies[BENCH_MAX_CONCURRENCIES]; /* sweep: --concurrencies */
     int nconcurrencies;
     const char *profile;     /* preset: smoke, standard or stress */
@@ -113,6 +116,21 @@ struct bench_timeline {
     uint64_t max_us[BENCH_TL_SLOTS];
 };
 
+/* What the workers of one ws:// run share, through atomics (run.c sets conns and run_id, the
+ * rest starts at zero): a start barrier, so that no message is sent before every connection has
+ * joined the room and its presence messages have settled, and the sender's end. */
+struct bench_ws_sync {
+    int conns;        /* the run's connections on all workers, the sender's included */
+    uint64_t run_id;  /* in every text: other runs' messages are not counted */
+    int arrived;      /* connections ready (joined, room settled) or failed, before the start */
+    int failed;       /* connections that failed before the start */
+    uint64_t go_us;   /* when the last arrived: the measured run starts; 0 until then */
+    double go_cpu_s;  /* the process's CPU seconds (user + system) at go_us */
+    int sender_done;  /* set (release) once the sender has sent its last message; then: */
+    uint64_t expect;  /* messages each subscriber should receive */
+    uint64_t done_us; /* when the sender finished: deliveries get the timeout from here */
+};
+
 /* One worker thread's share of the run and its results. */
 struct bench_worker {
     const struct bench_target *t;
@@ -124,12 +142,14 @@ struct bench_worker {
     uint64_t end_us; /* closed with -d: stop sending; open: end of the schedule */
     int sender;      /* ws: this worker runs the sender connection */
     int subscribers; /* ws: receivers on this worker */
+    struct bench_ws_sync *sync; /* ws: shared by the run's workers */
 
     /* Results. requests and errors are read (racily, for the progress line) while running. */
     uint64_t requests; /* responses received, whatever their status; ws: messages sent */
     uint64_t errors[BENCH_ERR_KINDS];
     uint64_t dropped;    /* open: due while every connection was busy */
     uint64_t deliveries; /* ws: messages received by subscribers */
+    uint64_t unanswered; /* requests still in flight when the run ended (not in requests) */
     uint64_t status[BENCH_MAX_STATUS];
     struct hist *lat;          /* closed: from send; open: from the scheduled start (corrected);
                                   ws: fan-out latency, send to each subscriber's receipt */
@@ -142,7 +162,7 @@ struct bench_worker {
 struct bench_result {
     char label[64]; /* what distinguishes this run within the call: "c=10", "50%", "async" */
     struct bench_load load;
-    uint64_t requests, errors[BENCH_ERR_KINDS], errors_total, dropped, deliveries;
+    uint64_t requests, errors[BENCH_ERR_KINDS], errors_total, dropped, deliveries, unanswered;
     uint64_t status[BENCH_MAX_STATUS];
     struct hist *lat, *lat_unc;
     struct bench_timeline *tl;

@@ -3,7 +3,7 @@
  * the same bytes echoed back.
  *
  * Closed loop: each connection sends its next request when the last response is complete.
- * Open loop: requests start on the schedule (a timerfd wakes the loop at the next start, to the
+ * Open loop: requests start on the schedule (epoll_pwait2 wakes the loop at the next start, to the
  * microsecond); a request due while every connection is busy is dropped, not delayed. */
 #include <errno.h>
 #include <netinet/in.h>
@@ -15,7 +15,6 @@
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,6 +26,7 @@
 #define MAX_EVENTS 256
 #define SCAN_US 10000          /* timeouts and retries are checked this often */
 #define CONNECT_RETRY_US 10000 /* closed loop: pause after a failed connect */
+#define DRAIN_US 1000000       /* closed loop with -d: most time to wait for answers due */
 
 enum { P_HEAD, P_LEN, P_CHUNKED, P_CLOSE, P_ECHO };
 
@@ -49,7 +49,7 @@ struct bconn {
 struct client {
     struct bench_worker *w;
     const struct bench_target *t;
-    int ep, tfd;
+    int ep;
     struct bconn *conns;
     int n;
     int *free_stack; /* open loop: connections with no request in flight */
@@ -425,7 +425,7 @@ static void scan(struct client *cl, uint64_t now)
     }
 }
 
-/* Open loop: starts every request now due, or drops it; arms the timer for the next one. */
+/* Open loop: starts every request now due, or drops it. */
 static void issue_due(struct client *cl, uint64_t now)
 {
     uint64_t due = schedule_due(&cl->sched, now);
@@ -437,12 +437,19 @@ static void issue_due(struct client *cl, uint64_t now)
         struct bconn *c = &cl->conns[cl->free_stack[--cl->nfree]];
         start_request(cl, c, schedule_start_us(&cl->sched, cl->issued));
     }
-    if (cl->issued < cl->sched.total) {
+}
+
+/* How long the loop may sleep: until the next scan, or the next scheduled start if sooner. The
+ * wait itself is the timer: one system call per wake-up, no timerfd to re-arm. */
+static uint64_t wait_us(const struct client *cl, uint64_t now, uint64_t last_scan)
+{
+    uint64_t until = last_scan + SCAN_US;
+    if (cl->w->mode == BENCH_OPEN && cl->issued < cl->sched.total) {
         uint64_t at = schedule_start_us(&cl->sched, cl->issued);
-        struct itimerspec its = {.it_value = {.tv_sec = (time_t)(at / 1000000u),
-                                              .tv_nsec = (long)(at % 1000000u) * 1000}};
-        timerfd_settime(cl->tfd, TFD_TIMER_ABSTIME, &its, NULL);
+        if (at < until)
+            until = at;
     }
+    return until > now ? until - now : 0;
 }
 
 static int client_done(struct client *cl, uint64_t now)
@@ -456,7 +463,9 @@ static int client_done(struct client *cl, uint64_t now)
     }
     if (w->total > 0)
         return cl->started >= w->total && cl->busy == 0;
-    return now >= w->end_us;
+    /* -d: nothing new starts after the end; answers already due get a short grace. */
+    uint64_t grace = cl->t->timeout_us < DRAIN_US ? cl->t->timeout_us : DRAIN_US;
+    return now >= w->end_us && (cl->busy == 0 || now >= w->end_us + grace);
 }
 
 static void client_loop(struct client *cl)
@@ -473,22 +482,20 @@ static void client_loop(struct client *cl)
             issue_due(cl, now);
         if (client_done(cl, now))
             return;
-        int n = epoll_wait(cl->ep, evs, MAX_EVENTS, SCAN_US / 1000);
-        for (int i = 0; i < n; i++) {
-            if (evs[i].data.ptr == NULL) {
-                uint64_t ticks;
-                if (read(cl->tfd, &ticks, sizeof ticks) < 0)
-                    continue; /* EAGAIN: the timer was re-armed since it fired */
-                continue;
-            }
+        uint64_t us = wait_us(cl, now, last_scan);
+        struct timespec ts = {.tv_sec = (time_t)(us / 1000000u),
+                              .tv_nsec = (long)(us % 1000000u) * 1000};
+        int n = epoll_pwait2(cl->ep, evs, MAX_EVENTS, &ts, NULL);
+        if (n < 0 && errno == ENOSYS) /* before Linux 5.11: milliseconds, rounded up */
+            n = epoll_wait(cl->ep, evs, MAX_EVENTS, (int)((us + 999) / 1000));
+        for (int i = 0; i < n; i++)
             conn_event(cl, evs[i].data.ptr, evs[i].events);
-        }
     }
 }
 
 int bench_http_worker_run(struct bench_worker *w)
 {
-    struct client cl = {.w = w, .t = w->t, .n = w->conns, .ep = -1, .tfd = -1};
+    struct client cl = {.w = w, .t = w->t, .n = w->conns, .ep = -1};
     int rc = -1;
     cl.conns = calloc((size_t)cl.n, sizeof *cl.conns);
     cl.free_stack = calloc((size_t)cl.n, sizeof *cl.free_stack);
@@ -500,12 +507,6 @@ int bench_http_worker_run(struct bench_worker *w)
     for (int i = 0; i < cl.n; i++)
         cl.conns[i].fd = -1;
     if (w->mode == BENCH_OPEN) {
-        cl.tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
-        if (cl.tfd < 0 || epoll_ctl(cl.ep, EPOLL_CTL_ADD, cl.tfd, &ev) < 0) {
-            snprintf(w->fail, sizeof w->fail, "timerfd: %s", strerror(errno));
-            goto out;
-        }
         /* The default 50 us timer slack would show up as latency in the corrected figures. */
         prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
         schedule_init(&cl.sched, w->t0_us, w->rps, w->total);
@@ -521,12 +522,13 @@ int bench_http_worker_run(struct bench_worker *w)
             start_request(&cl, &cl.conns[i], now);
     }
     client_loop(&cl);
+    /* Answers still due after the drain (a blocking server may hold most of them) are
+     * reported, not silently forgotten. */
+    w->unanswered = (uint64_t)cl.busy;
     rc = 0;
 out:
     for (int i = 0; cl.conns && i < cl.n; i++)
         conn_close(&cl, &cl.conns[i]);
-    if (cl.tfd >= 0)
-        close(cl.tfd);
     if (cl.ep >= 0)
         close(cl.ep);
     free(cl.conns);

@@ -39,10 +39,7 @@ static uint64_t wall_us(void)
 
 static unsigned room_hash(const char *s)
 {
-    unsigned h = 2166136261u;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 16777619u;
-    return h % CHAT_ROOM_BUCKETS;
+    return hub_name_hash(s) % CHAT_ROOM_BUCKETS;
 }
 
 static struct chat_room *room_find(struct chat_worker *cw, const char *name)
@@ -58,10 +55,12 @@ static struct chat_room *room_get(struct chat_worker *cw, const char *name)
     struct chat_room *r = room_find(cw, name);
     if (r)
         return r;
-    r = calloc(1, sizeof *r);
+    size_t len = strlen(name);
+    r = malloc(sizeof *r + len + 1);
     if (!r)
         return NULL;
-    snprintf(r->name, sizeof r->name, "%s", name);
+    r->head = NULL;
+    memcpy(r->name, name, len + 1);
     unsigned h = room_hash(name);
     r->next = cw->rooms[h];
     cw->rooms[h] = r;
@@ -390,29 +389,43 @@ static void on_message(struct worker *w, struct chat_client *cl, const char *tex
     json_decref(in);
 }
 
-/* Appends a data frame's payload to the message being assembled from fragments. */
-static int frag_append(struct chat_client *cl, const uint8_t *p, size_t n)
+/* Starts keeping a fragmented message: the assembler's state m (a message open after its first
+ * fragment) moves into the member's rx. 0 or -1 on ENOMEM. */
+static int rx_start(struct chat_client *cl, const struct ws_msg *m)
 {
-    if (cl->frag_len + n > cl->frag_cap) {
-        size_t cap = cl->frag_cap ? cl->frag_cap : 4096;
-        while (cap < cl->frag_len + n)
-            cap *= 2;
-        char *np = realloc(cl->frag, cap);
-        if (!np)
-            return -1;
-        cl->frag = np;
-        cl->frag_cap = cap;
-    }
-    memcpy(cl->frag + cl->frag_len, p, n);
-    cl->frag_len += n;
+    struct chat_rx *rx = calloc(1, sizeof *rx);
+    if (!rx)
+        return -1;
+    rx->msg = *m;
+    cl->rx = rx;
     return 0;
 }
 
-static void frag_free(struct chat_client *cl)
+static void rx_end(struct chat_client *cl)
 {
-    free(cl->frag);
-    cl->frag = NULL;
-    cl->frag_len = cl->frag_cap = 0;
+    if (cl->rx) {
+        free(cl->rx->frag);
+        free(cl->rx);
+        cl->rx = NULL;
+    }
+}
+
+/* Appends a data frame's payload to the message being assembled from fragments. */
+static int frag_append(struct chat_rx *rx, const uint8_t *p, size_t n)
+{
+    if (rx->frag_len + n > rx->frag_cap) {
+        size_t cap = rx->frag_cap ? rx->frag_cap : 4096;
+        while (cap < rx->frag_len + n)
+            cap *= 2;
+        char *np = realloc(rx->frag, cap);
+        if (!np)
+            return -1;
+        rx->frag = np;
+        rx->frag_cap = cap;
+    }
+    memcpy(rx->frag + rx->frag_len, p, n);
+    rx->frag_len += n;
+    return 0;
 }
 
 static void on_control(struct chat_client *cl, const struct ws_frame_header *h, uint8_t *p,
@@ -433,43 +446,43 @@ static void on_control(struct chat_client *cl, const struct ws_frame_header *h, 
     }
 }
 
-/* Handles one complete frame at p (header included). Returns 0, or -1 when the connection is
+/* Handles one complete frame whose header m (the member's rx, or a fresh assembler between
+ * messages) took with the result header_event. Returns 0, or -1 when the connection is
  * closing. */
-static int on_frame(struct worker *w, struct chat_client *cl, const struct ws_frame_header *h,
-                    uint8_t *payload, int header_event)
+static int on_frame(struct worker *w, struct chat_client *cl, struct ws_msg *m,
+                    const struct ws_frame_header *h, uint8_t *payload, int header_event)
 {
     size_t n = (size_t)h->payload_len;
     ws_unmask(payload, n, h->mask, 0);
     /* An empty frame ends at its header: the codec said so already. */
-    int rc = n ? ws_msg_payload(&cl->msg, payload, n) : header_event;
+    int rc = n ? ws_msg_payload(m, payload, n) : header_event;
     if (rc < 0) {
-        frag_free(cl);
         ws_close(cl->c, (unsigned)-rc, NULL);
         return -1;
     }
     if (rc == WS_MSG_CONTROL) {
         on_control(cl, h, payload, n);
     } else if (rc == WS_MSG_FRAGMENT) {
-        if (frag_append(cl, payload, n) < 0) {
+        if ((!cl->rx && rx_start(cl, m) < 0) || frag_append(cl->rx, payload, n) < 0) {
             ws_close(cl->c, WS_CLOSE_INTERNAL, NULL);
             return -1;
         }
     } else if (rc == WS_MSG_MESSAGE) {
-        if (cl->msg.msg_opcode != WS_OP_TEXT) {
-            frag_free(cl);
+        if (m->msg_opcode != WS_OP_TEXT) {
             ws_close(cl->c, WS_CLOSE_UNSUPPORTED, "text messages only");
             return -1;
         }
-        if (cl->frag_len) {
-            if (frag_append(cl, payload, n) < 0) {
+        struct chat_rx *rx = cl->rx;
+        if (rx && rx->frag_len) {
+            if (frag_append(rx, payload, n) < 0) {
                 ws_close(cl->c, WS_CLOSE_INTERNAL, NULL);
                 return -1;
             }
-            on_message(w, cl, cl->frag, cl->frag_len);
-            frag_free(cl);
+            on_message(w, cl, rx->frag, rx->frag_len);
         } else {
             on_message(w, cl, (const char *)payload, n);
         }
+        rx_end(cl);
     }
     return (cl->c->flags & (CONN_CLOSING | CONN_CLOSED)) ? -1 : 0;
 }
@@ -491,28 +504,55 @@ static int chat_data(struct conn *c)
         if (hl == 0)
             return conn_in_reserve(c, WS_MAX_HEADER) < 0 ? -1 : 0;
         /* The codec refuses a frame longer than the message limit before its payload comes, so
-         * waiting for a whole frame in the buffer is bounded by --chat-max-message. */
-        if (!cl->hdr_checked) {
-            int rc = ws_msg_frame(&cl->msg, &h);
-            if (rc < 0) {
-                ws_close(c, (unsigned)-rc, NULL);
-                c->in_off = c->in_len;
-                return 0;
+         * waiting for a whole frame in the buffer is bounded by --chat-max-message. Between
+         * messages the assembler is in its initial state: a fresh one answers the same each
+         * time the header is seen again, so a frame still arriving needs no state kept. */
+        struct ws_msg fresh, *m;
+        int ev;
+        if (cl->rx) {
+            m = &cl->rx->msg;
+            if (!cl->rx->hdr_checked) {
+                cl->rx->hdr_event = ws_msg_frame(m, &h);
+                cl->rx->hdr_checked = 1;
             }
-            cl->hdr_checked = 1;
-            cl->hdr_event = rc;
+            ev = cl->rx->hdr_event;
+        } else {
+            ws_msg_init(&fresh, w->cfg->chat_max_message);
+            m = &fresh;
+            ev = ws_msg_frame(m, &h);
+        }
+        if (ev < 0) {
+            ws_close(c, (unsigned)-ev, NULL);
+            c->in_off = c->in_len;
+            return 0;
         }
         size_t total = (size_t)hl + (size_t)h.payload_len;
         if (avail < total)
             return conn_in_reserve(c, total - avail) < 0 ? -1 : 0;
-        cl->hdr_checked = 0;
+        if (cl->rx)
+            cl->rx->hdr_checked = 0;
         c->in_off += (uint32_t)total;
-        if (on_frame(w, cl, &h, p + hl, cl->hdr_event) < 0) {
+        if (on_frame(w, cl, m, &h, p + hl, ev) < 0) {
             c->in_off = c->in_len;
             return 0;
         }
     }
     return 0;
+}
+
+static void free_closed(struct chat_worker *cw)
+{
+    while (cw->closed) {
+        struct chat_client *cl = cw->closed;
+        cw->closed = cl->next;
+        rx_end(cl);
+        free(cl);
+    }
+}
+
+static void chat_reap(struct deferred *d)
+{
+    free_closed((struct chat_worker *)((char *)d - offsetof(struct chat_worker, reap)));
 }
 
 static void chat_shutdown(struct conn *c)
@@ -535,9 +575,12 @@ static void chat_close(struct conn *c)
         int left = hub_leave(cw->hub, room, &epoch);
         presence(w, room, cl->name, "leave", left, 0, epoch);
     }
-    frag_free(cl);
-    http_state_free(w, SVC_CHAT, cl);
     c->data = NULL;
+    /* Freed at the end of the iteration, like the connection: a frame of this member's may
+     * still be on the stack (a failed write to the sender of a broadcast closes it). */
+    cl->next = cw->closed;
+    cw->closed = cl;
+    loop_defer(&w->loop, &cw->reap, chat_reap);
 }
 
 static const struct proto chat_ws_proto = {
@@ -615,7 +658,8 @@ static void upgrade(struct http_exchange *x)
         http_respond_error(x, 503, hub_error(rc));
         return;
     }
-    struct chat_client *cl = http_state_alloc(w, SVC_CHAT, sizeof *cl);
+    size_t name_len = strlen(name);
+    struct chat_client *cl = malloc(sizeof *cl + name_len + 1);
     if (!cl) {
         hub_leave(cw->hub, room, &epoch);
         http_respond_error(x, 503, "out of memory");
@@ -623,8 +667,7 @@ static void upgrade(struct http_exchange *x)
     }
     memset(cl, 0, sizeof *cl);
     cl->c = x->c;
-    snprintf(cl->name, sizeof cl->name, "%s", name);
-    ws_msg_init(&cl->msg, w->cfg->chat_max_message);
+    memcpy(cl->name, name, name_len + 1);
     char extra[160];
     snprintf(extra, sizeof extra,
              "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n", accept);
@@ -697,6 +740,8 @@ static void chat_worker_fini(struct worker *w, int svc)
     struct chat_worker *cw = hw ? hw->app : NULL;
     if (!cw)
         return;
+    loop_undefer(&w->loop, &cw->reap);
+    free_closed(cw);
     for (int i = 0; i < CHAT_ROOM_BUCKETS; i++) {
         while (cw->rooms[i]) {
             struct chat_room *r = cw->rooms[i];

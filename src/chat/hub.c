@@ -20,16 +20,51 @@ int hub_init(struct chat_hub *h, int max_rooms, int max_per_room)
 
 void hub_fini(struct chat_hub *h)
 {
-    free(h->rooms);
+    for (unsigned i = 0; i < h->nbuckets; i++) {
+        while (h->buckets[i]) {
+            struct hub_room *r = h->buckets[i];
+            h->buckets[i] = r->next;
+            free(r);
+        }
+    }
+    free(h->buckets);
+    h->buckets = NULL;
+    h->nbuckets = 0;
     pthread_mutex_destroy(&h->lock);
+}
+
+static struct hub_room **slot(struct chat_hub *h, const char *room)
+{
+    struct hub_room **pp = &h->buckets[hub_name_hash(room) & (h->nbuckets - 1)];
+    while (*pp && strcmp((*pp)->name, room) != 0)
+        pp = &(*pp)->next;
+    return pp;
 }
 
 static struct hub_room *find(struct chat_hub *h, const char *room)
 {
-    for (int i = 0; i < h->count; i++)
-        if (strcmp(h->rooms[i].name, room) == 0)
-            return &h->rooms[i];
-    return NULL;
+    return h->nbuckets ? *slot(h, room) : NULL;
+}
+
+/* Rehashes into n buckets (a power of two). On ENOMEM the table stays as it was: a denser
+ * table is slower, not wrong. */
+static int rehash(struct chat_hub *h, unsigned n)
+{
+    struct hub_room **nb = calloc(n, sizeof *nb);
+    if (!nb)
+        return -1;
+    for (unsigned i = 0; i < h->nbuckets; i++) {
+        for (struct hub_room *r = h->buckets[i], *next; r; r = next) {
+            next = r->next;
+            struct hub_room **b = &nb[hub_name_hash(r->name) & (n - 1)];
+            r->next = *b;
+            *b = r;
+        }
+    }
+    free(h->buckets);
+    h->buckets = nb;
+    h->nbuckets = n;
+    return 0;
 }
 
 static int join_locked(struct chat_hub *h, const char *room, int *members)
@@ -38,17 +73,20 @@ static int join_locked(struct chat_hub *h, const char *room, int *members)
     if (!r) {
         if (h->count >= h->max_rooms)
             return HUB_TOO_MANY_ROOMS;
-        if (h->count == h->cap) {
-            int cap = h->cap ? h->cap * 2 : 16;
-            struct hub_room *nr = realloc(h->rooms, (size_t)cap * sizeof *nr);
-            if (!nr)
-                return HUB_NOMEM;
-            h->rooms = nr;
-            h->cap = cap;
-        }
-        r = &h->rooms[h->count++];
-        memset(r, 0, sizeof *r);
-        strncpy(r->name, room, CHAT_NAME_MAX - 1);
+        if ((unsigned)h->count >= h->nbuckets &&
+            rehash(h, h->nbuckets ? h->nbuckets * 2 : 16) < 0 && !h->nbuckets)
+            return HUB_NOMEM;
+        size_t len = strnlen(room, CHAT_NAME_MAX - 1);
+        r = malloc(sizeof *r + len + 1);
+        if (!r)
+            return HUB_NOMEM;
+        r->members = 0;
+        memcpy(r->name, room, len);
+        r->name[len] = '\0';
+        struct hub_room **b = &h->buckets[hub_name_hash(r->name) & (h->nbuckets - 1)];
+        r->next = *b;
+        *b = r;
+        h->count++;
     } else if (r->members >= h->max_per_room) {
         return HUB_ROOM_FULL;
     }
@@ -60,13 +98,21 @@ static int join_locked(struct chat_hub *h, const char *room, int *members)
 
 static int leave_locked(struct chat_hub *h, const char *room)
 {
-    struct hub_room *r = find(h, room);
+    if (!h->nbuckets)
+        return 0;
+    struct hub_room **pp = slot(h, room);
+    struct hub_room *r = *pp;
     if (!r)
         return 0;
     int left = --r->members;
     h->clients--;
-    if (left <= 0)
-        *r = h->rooms[--h->count];
+    if (left <= 0) {
+        *pp = r->next;
+        free(r);
+        h->count--;
+        if (h->nbuckets > 16 && (unsigned)h->count < h->nbuckets / 4)
+            rehash(h, h->nbuckets / 2);
+    }
     return left;
 }
 

@@ -9,21 +9,34 @@
 
 #define CHAT_NAME_MAX 64 /* bytes of a room or member name, NUL included */
 
+/* An open room: allocated to the size of its name, so that 10,000 rooms of one member each
+ * cost what they hold and not a fixed-size array slot each. */
 struct hub_room {
-    char name[CHAT_NAME_MAX];
+    struct hub_room *next; /* hash chain */
     int members;
+    char name[]; /* NUL-terminated */
 };
 
 struct chat_hub {
     pthread_mutex_t lock;
-    struct hub_room *rooms; /* open rooms, unordered */
-    int count, cap;
-    int clients; /* members of any room */
+    struct hub_room **buckets; /* open rooms by hub_name_hash */
+    unsigned nbuckets;         /* a power of two, or 0; kept between count / 4 and count */
+    int count;                 /* open rooms */
+    int clients;               /* members of any room */
     int max_rooms, max_per_room;
     uint64_t next_guest;
     uint64_t instance; /* random: tells this instance's messages apart on Redis */
     uint64_t epoch;    /* atomic: counts joins and leaves; orders them against broadcasts */
 };
+
+/* FNV-1a of a NUL-terminated name: the hub's and the workers' room tables. */
+static inline uint32_t hub_name_hash(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
 
 int hub_init(struct chat_hub *h, int max_rooms, int max_per_room);
 void hub_fini(struct chat_hub *h);

@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 void buf_pool_init(struct buf_pool *p, uint32_t max_free)
 {
@@ -20,6 +21,26 @@ void buf_pool_fini(struct buf_pool *p)
     }
     p->free_list = NULL;
     p->free_count = 0;
+    p->free_low = 0;
+}
+
+size_t buf_pool_trim(struct buf_pool *p, uint32_t keep)
+{
+    uint32_t n = p->free_low;
+    if (p->free_count < keep)
+        n = 0;
+    else if (n > p->free_count - keep)
+        n = p->free_count - keep;
+    size_t freed = 0;
+    for (; n > 0; n--) {
+        struct buf *b = p->free_list;
+        memcpy(&p->free_list, b->data, sizeof p->free_list);
+        p->free_count--;
+        freed += sizeof *b + b->cap;
+        free(b);
+    }
+    p->free_low = p->free_count;
+    return freed;
 }
 
 static struct buf *buf_alloc(size_t cap, struct buf_pool *pool)
@@ -40,7 +61,8 @@ struct buf *buf_get(struct buf_pool *p)
     struct buf *b = p->free_list;
     if (b) {
         memcpy(&p->free_list, b->data, sizeof p->free_list);
-        p->free_count--;
+        if (--p->free_count < p->free_low)
+            p->free_low = p->free_count;
         b->refs = 1;
         b->len = 0;
     } else {
@@ -94,28 +116,56 @@ void fpool_init(struct fpool *p, size_t obj_size, size_t per_slab)
     p->per_slab = per_slab ? per_slab : 64;
 }
 
+/* Slabs are mapped apart from malloc's heap, so that a slab given back is memory the system
+ * has again, not a hole in a heap that a later small allocation pins (mmap rounds the size up
+ * to whole pages: a slab is best a multiple of 4 KiB). */
+static size_t slab_bytes(const struct fpool *p)
+{
+    return p->per_slab * p->obj_size;
+}
+
+static void *slab_map(const struct fpool *p)
+{
+    void *s = mmap(NULL, slab_bytes(p), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return s == MAP_FAILED ? NULL : s;
+}
+
+static void slab_unmap(const struct fpool *p, void *slab)
+{
+    munmap(slab, slab_bytes(p));
+}
+
 void fpool_fini(struct fpool *p)
 {
     for (size_t i = 0; i < p->slab_count; i++)
-        free(p->slabs[i]);
+        slab_unmap(p, p->slabs[i]);
     free(p->slabs);
     memset(p, 0, sizeof *p);
 }
 
+/* Carves the next whole slab into the free list, making one when there is none. */
 static int fpool_grow(struct fpool *p)
 {
-    if (p->slab_count == p->slab_cap) {
-        size_t cap = p->slab_cap ? p->slab_cap * 2 : 16;
-        void **s = realloc(p->slabs, cap * sizeof *s);
-        if (!s)
+    char *slab;
+    if (p->carved < p->slab_count) {
+        /* Kept by fpool_trim: what its last users left in it goes, as in a new slab. */
+        slab = p->slabs[p->carved];
+        memset(slab, 0, slab_bytes(p));
+    } else {
+        if (p->slab_count == p->slab_cap) {
+            size_t cap = p->slab_cap ? p->slab_cap * 2 : 16;
+            void **s = realloc(p->slabs, cap * sizeof *s);
+            if (!s)
+                return -1;
+            p->slabs = s;
+            p->slab_cap = cap;
+        }
+        slab = slab_map(p);
+        if (!slab)
             return -1;
-        p->slabs = s;
-        p->slab_cap = cap;
+        p->slabs[p->slab_count++] = slab;
     }
-    char *slab = calloc(p->per_slab, p->obj_size);
-    if (!slab)
-        return -1;
-    p->slabs[p->slab_count++] = slab;
+    p->carved++;
     for (size_t i = p->per_slab; i-- > 0;) {
         void *obj = slab + i * p->obj_size;
         memcpy(obj, &p->free_list, sizeof p->free_list);
@@ -130,7 +180,8 @@ void *fpool_get(struct fpool *p)
         return NULL;
     void *obj = p->free_list;
     memcpy(&p->free_list, obj, sizeof p->free_list);
-    p->live++;
+    if (++p->live > p->live_peak)
+        p->live_peak = p->live;
     return obj;
 }
 
@@ -139,4 +190,22 @@ void fpool_put(struct fpool *p, void *obj)
     memcpy(obj, &p->free_list, sizeof p->free_list);
     p->free_list = obj;
     p->live--;
+}
+
+size_t fpool_trim(struct fpool *p, size_t keep_free)
+{
+    size_t want = (size_t)p->live_peak > keep_free ? (size_t)p->live_peak : keep_free;
+    p->live_peak = p->live;
+    size_t keep = (want + p->per_slab - 1) / p->per_slab;
+    if (p->live != 0 || keep >= p->slab_count)
+        return 0;
+    /* Nothing is in use: every object is on the free list, so the list can simply be dropped
+     * and the slabs kept are carved again when needed; no object is visited. */
+    for (size_t i = keep; i < p->slab_count; i++)
+        slab_unmap(p, p->slabs[i]);
+    size_t released = p->slab_count - keep;
+    p->slab_count = keep;
+    p->carved = 0;
+    p->free_list = NULL;
+    return released * slab_bytes(p);
 }

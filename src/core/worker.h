@@ -51,6 +51,8 @@ struct worker {
     struct fpool slices;
     struct buf_pool bufs;
     struct outq_pools pools;
+    struct timer trim_timer; /* shrinks the pools after a burst (worker.c: WORKER_TRIM_MS) */
+    size_t trimmed;          /* bytes of buffers freed since the last malloc_trim */
     uint64_t next_conn_id;
     struct conn *closed; /* freed at the end of the iteration */
     uint32_t open_conns[SVC_COUNT];

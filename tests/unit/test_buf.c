@@ -1,6 +1,6 @@
 /* Unit tests for core/buf: the buffer pool's reuse and max_free, reference counts, oversized
- * and shared buffers (a shared buffer released on another thread), and the fixed-size object
- * pool with its slab walk and live counters. */
+ * and shared buffers (a shared buffer released on another thread), the fixed-size object
+ * pool with its slab walk and live counters, and both pools' trimming after a burst. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -403,6 +403,135 @@ static void test_fpool_obj_walk(void **state)
     fpool_fini(&p);
 }
 
+/* ---- trimming after a burst ---- */
+
+static void test_buf_pool_trim_frees_what_stayed_unused(void **state)
+{
+    (void)state;
+    struct buf_pool p;
+    buf_pool_init(&p, 64);
+    enum { N = 20 };
+    struct buf *b[N];
+    for (int i = 0; i < N; i++)
+        b[i] = buf_get(&p);
+    for (int i = 0; i < N; i++)
+        buf_unref(b[i]);
+    assert_int_equal(p.free_count, N);
+    /* The burst used every buffer since the pool began: nothing was idle all along. */
+    assert_int_equal(buf_pool_trim(&p, 2), 0);
+    assert_int_equal(p.free_count, N);
+    /* A quiet interval with 3 buffers in use at most: all but those 3 stayed idle, and at
+     * least 2 are kept. */
+    struct buf *x[3];
+    for (int i = 0; i < 3; i++)
+        x[i] = buf_get(&p);
+    for (int i = 0; i < 3; i++)
+        buf_unref(x[i]);
+    assert_int_equal(buf_pool_trim(&p, 2), (N - 3) * (sizeof(struct buf) + BUF_SIZE));
+    assert_int_equal(p.free_count, 3);
+    /* Nothing used since: down to the 2 kept. */
+    assert_int_equal(buf_pool_trim(&p, 2), sizeof(struct buf) + BUF_SIZE);
+    assert_int_equal(p.free_count, 2);
+    assert_int_equal(buf_pool_trim(&p, 2), 0);
+    assert_int_equal(buf_pool_trim(&p, 0), 2 * (sizeof(struct buf) + BUF_SIZE));
+    assert_int_equal(p.free_count, 0);
+    assert_null(p.free_list);
+    /* The pool still works after being emptied. */
+    struct buf *again = buf_get(&p);
+    assert_non_null(again);
+    buf_unref(again);
+    assert_int_equal(p.live, 0);
+    buf_pool_fini(&p);
+}
+
+static void test_fpool_trim_after_a_burst(void **state)
+{
+    (void)state;
+    struct fpool p;
+    fpool_init(&p, sizeof(struct obj), 8);
+    enum { N = 8 * 50 };
+    static struct obj *o[N];
+    for (int i = 0; i < N; i++) {
+        o[i] = fpool_get(&p);
+        o[i]->magic = OBJ_LIVE;
+        o[i]->n = (uint32_t)i;
+    }
+    assert_int_equal(p.slab_count, 50);
+    for (int i = 0; i < N; i += 2)
+        fpool_put(&p, o[i]);
+    /* Objects in use: nothing is given back, whatever the peak. */
+    assert_int_equal(fpool_trim(&p, 0), 0);
+    assert_int_equal(fpool_trim(&p, 0), 0);
+    assert_int_equal(p.slab_count, 50);
+    for (int i = 1; i < N; i += 2)
+        assert_int_equal(o[i]->n, i);
+    for (int i = 1; i < N; i += 2)
+        fpool_put(&p, o[i]);
+    /* All free, but the last interval saw N/2 in use: room for them stays (25 slabs). */
+    assert_int_equal(fpool_trim(&p, 0), 25 * 8 * p.obj_size);
+    assert_int_equal(p.slab_count, 25);
+    assert_int_equal(p.live, 0);
+    /* A quiet interval with 10 in use at most: two slabs stay. */
+    for (int i = 0; i < 10; i++)
+        o[i] = fpool_get(&p);
+    assert_int_equal(p.slab_count, 25); /* kept slabs are used before new ones are made */
+    for (int i = 0; i < 10; i++)
+        fpool_put(&p, o[i]);
+    assert_int_equal(fpool_trim(&p, 0), 23 * 8 * p.obj_size);
+    assert_int_equal(p.slab_count, 2);
+    /* keep_free is a floor: 9 objects need two slabs, 8 one. */
+    assert_int_equal(fpool_trim(&p, 9), 0);
+    assert_int_equal(fpool_trim(&p, 8), 8 * p.obj_size);
+    assert_int_equal(p.slab_count, 1);
+    assert_int_equal(fpool_trim(&p, 0), 8 * p.obj_size);
+    assert_int_equal(p.slab_count, 0);
+    assert_null(p.free_list);
+    fpool_fini(&p);
+}
+
+static void test_fpool_trimmed_slabs_are_reused_zeroed(void **state)
+{
+    (void)state;
+    struct fpool p;
+    fpool_init(&p, sizeof(struct obj), 4);
+    enum { N = 4 * 6 };
+    struct obj *o[N];
+    for (int i = 0; i < N; i++) {
+        o[i] = fpool_get(&p);
+        o[i]->magic = OBJ_LIVE;
+        o[i]->n = (uint32_t)i + 1;
+    }
+    for (int i = 0; i < N; i++)
+        fpool_put(&p, o[i]);
+    fpool_trim(&p, 0);
+    for (int i = 0; i < 9; i++)
+        fpool_put(&p, fpool_get(&p));
+    /* Interleaved gets and puts peaked at one object: one slab is kept. */
+    assert_int_equal(fpool_trim(&p, 5), 4 * 4 * p.obj_size);
+    assert_int_equal(p.slab_count, 2);
+    /* The kept slabs give distinct, zeroed objects, and only then does the pool grow. */
+    struct obj *x[4 * 3];
+    for (int i = 0; i < 8; i++) {
+        x[i] = fpool_get(&p);
+        assert_non_null(x[i]);
+        assert_int_equal(x[i]->magic, 0);
+        assert_int_equal(x[i]->n, 0);
+        x[i]->n = 100 + (uint32_t)i;
+        for (int j = 0; j < i; j++)
+            assert_ptr_not_equal(x[i], x[j]);
+    }
+    assert_int_equal(p.slab_count, 2);
+    for (int i = 8; i < 12; i++)
+        x[i] = fpool_get(&p);
+    assert_int_equal(p.slab_count, 3);
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(x[i]->n, 100 + i);
+    assert_int_equal(p.live, 12);
+    for (int i = 0; i < 12; i++)
+        fpool_put(&p, x[i]);
+    fpool_fini(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -418,6 +547,9 @@ int main(void)
         cmocka_unit_test(test_fpool_grows_by_slabs),
         cmocka_unit_test(test_fpool_small_objects),
         cmocka_unit_test(test_fpool_obj_walk),
+        cmocka_unit_test(test_buf_pool_trim_frees_what_stayed_unused),
+        cmocka_unit_test(test_fpool_trim_after_a_burst),
+        cmocka_unit_test(test_fpool_trimmed_slabs_are_reused_zeroed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

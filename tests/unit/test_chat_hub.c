@@ -1,11 +1,14 @@
 /* Unit tests for the chat hub (src/chat/hub.c): member counts per room, the room and member
- * limits, moves that must not lose a member, and guest numbers. */
+ * limits, moves that must not lose a member, a table of thousands of rooms growing and
+ * shrinking, and guest numbers. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <cmocka.h>
+
+#include <stdio.h>
 
 #include "chat/hub.h"
 
@@ -98,6 +101,55 @@ static void test_epochs_increase(void **state)
     hub_fini(&h);
 }
 
+/* Enough rooms to grow the table several times and shrink it back: every room keeps its own
+ * count through the rehashes. */
+static void test_many_rooms(void **state)
+{
+    (void)state;
+    struct chat_hub h;
+    enum { N = 3000 };
+    hub_init(&h, N, N);
+    char name[32];
+    int m = 0, left = -1, rooms, clients;
+    uint64_t e = 0;
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "room-%d", i);
+        assert_int_equal(hub_join(&h, name, &m, &e), HUB_OK);
+        assert_int_equal(m, 1);
+    }
+    assert_true(h.nbuckets >= N / 2);
+    assert_int_equal(hub_join(&h, "one too many", &m, &e), HUB_TOO_MANY_ROOMS);
+    /* A second member in every third room. */
+    for (int i = 0; i < N; i += 3) {
+        snprintf(name, sizeof name, "room-%d", i);
+        assert_int_equal(hub_join(&h, name, &m, &e), HUB_OK);
+        assert_int_equal(m, 2);
+    }
+    hub_counts(&h, &rooms, &clients);
+    assert_int_equal(rooms, N);
+    assert_int_equal(clients, N + N / 3);
+    /* Everyone leaves once: the rooms with two members stay, the others close. */
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "room-%d", i);
+        assert_int_equal(hub_leave(&h, name, &e), i % 3 == 0 ? 1 : 0);
+    }
+    hub_counts(&h, &rooms, &clients);
+    assert_int_equal(rooms, N / 3);
+    assert_int_equal(clients, N / 3);
+    assert_true(h.nbuckets <= (unsigned)N); /* the table shrank with the rooms */
+    for (int i = 0; i < N; i += 3) {
+        snprintf(name, sizeof name, "room-%d", i);
+        assert_int_equal(hub_move(&h, name, "together", &left, &m, &e), HUB_OK);
+        assert_int_equal(left, 0);
+    }
+    assert_int_equal(m, N / 3);
+    hub_counts(&h, &rooms, &clients);
+    assert_int_equal(rooms, 1);
+    assert_int_equal(clients, N / 3);
+    assert_true(h.nbuckets <= 16);
+    hub_fini(&h);
+}
+
 static void test_guest_numbers_differ(void **state)
 {
     (void)state;
@@ -116,6 +168,7 @@ int main(void)
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_move),
         cmocka_unit_test(test_epochs_increase),
+        cmocka_unit_test(test_many_rooms),
         cmocka_unit_test(test_guest_numbers_differ),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
