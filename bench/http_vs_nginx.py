@@ -4,7 +4,7 @@ CPU seconds and requests per CPU-second; /sleep and POST /reverse on weft; optio
 instructions per request of both under valgrind's callgrind.
 
     bench/http_vs_nginx.py [--weft build-bench/weft] [--workers 1,2] [--duration 10]
-                           [--callgrind] [--json FILE]
+                           [--callgrind] [--uring] [--json FILE]
 
 See bench/README.md. Everything runs on 127.0.0.1 with ephemeral ports; every process started here
 is stopped by its PID; the default run takes about three minutes, 3.5 with --callgrind."""
@@ -314,6 +314,11 @@ def callgrind_section(binary, tmp, n):
 
 # ---- report ----
 
+def pair_names(pair):
+    """The servers of one comparison, weft first and nginx last."""
+    return [k for k in ("weft", "weft-uring", "nginx") if k in pair]
+
+
 def ms(x):
     return f"{x * 1e3:.2f}"
 
@@ -332,6 +337,8 @@ def main():
     ap.add_argument("--callgrind-requests", type=int, default=20000)
     ap.add_argument("--callgrind-only", action="store_true", help="skip the wrk runs")
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    ap.add_argument("--uring", action="store_true",
+                    help="also run weft --io uring as a third server in every comparison")
     a = ap.parse_args()
 
     workers = [int(w) for w in a.workers.split(",")]
@@ -355,19 +362,28 @@ def main():
         for w in ([] if a.callgrind_only else workers):
             wlog = os.path.join(tmp, f"weft-w{w}.log")
             weft = bl.Weft(a.weft, w, services=("http", "admin"), log_path=wlog)
+            wuring = None
             ngx = None
             try:
+                if a.uring:
+                    ulog = os.path.join(tmp, f"weft-uring-w{w}.log")
+                    wuring = bl.Weft(a.weft, w, extra=("--io", "uring"), services=("http",),
+                                     log_path=ulog)
                 ngx = Nginx(tmp, w)
                 servers = {
                     "weft": (f"http://127.0.0.1:{weft.ports['http']}", lambda: [weft.pid]),
                     "nginx": (f"http://127.0.0.1:{ngx.port}", ngx.pids),
                 }
+                if wuring:
+                    servers["weft-uring"] = (f"http://127.0.0.1:{wuring.ports['http']}",
+                                             lambda: [wuring.pid])
+                names = list(servers)
                 cases = [("keep-alive", 100, ()), ("keep-alive", 1000, ()),
                          ("close", 100, ("Connection: close",))]
                 for i, (label, conns, hdrs) in enumerate(cases):
                     # alternate which server goes first, so slow drift of the machine's load
                     # does not always favour the same one
-                    order = ("weft", "nginx") if i % 2 == 0 else ("nginx", "weft")
+                    order = names if i % 2 == 0 else names[::-1]
                     pair = {}
                     for name in order:
                         base, pids = servers[name]
@@ -388,7 +404,10 @@ def main():
                 print(f"  ran weft workers={w} sleep and reverse", file=sys.stderr, flush=True)
             finally:
                 rc = weft.stop()
+                urc = wuring.stop() if wuring else 0
                 nrc = ngx.stop() if ngx else None
+            if urc != 0:
+                results["notes"].append(f"weft --io uring workers={w}: exit {urc}")
             odd = bl.odd_log_lines(open(wlog).read())
             if rc != 0 or odd:
                 results["notes"].append(f"weft workers={w}: exit {rc}; log: {odd[:5]}")
@@ -403,7 +422,7 @@ def main():
               "req/CPU-s = requests / server CPU seconds)")
         rows = []
         for pair in results["compare"]:
-            for name in ("weft", "nginx"):
+            for name in pair_names(pair):
                 r = pair[name]
                 rows.append([r["workers"], r["case"], r["conns"], name, f"{r['rps']:,.0f}",
                              ms(r["p50_s"]), ms(r["p99_s"]), f"{r['server_cpu_s']:.2f}",
@@ -415,12 +434,19 @@ def main():
         print("Ratio weft / nginx (> 1: weft better)")
         rows = []
         for pair in results["compare"]:
-            wr, nr = pair["weft"], pair["nginx"]
-            pair["ratio_rps"] = wr["rps"] / nr["rps"] if nr["rps"] else float("nan")
-            pair["ratio_req_per_cpu"] = wr["req_per_cpu_s"] / nr["req_per_cpu_s"]
-            rows.append([wr["workers"], wr["case"], wr["conns"], f"{pair['ratio_rps']:.2f}",
-                         f"{pair['ratio_req_per_cpu']:.2f}"])
-        print(bl.fmt_table(["workers", "case", "conns", "req/s ratio", "req/CPU-s ratio"], rows))
+            nr = pair["nginx"]
+            for name in pair_names(pair):
+                if name == "nginx":
+                    continue
+                wr = pair[name]
+                sfx = "" if name == "weft" else "_" + name.replace("-", "_")
+                pair["ratio_rps" + sfx] = wr["rps"] / nr["rps"] if nr["rps"] else float("nan")
+                pair["ratio_req_per_cpu" + sfx] = wr["req_per_cpu_s"] / nr["req_per_cpu_s"]
+                rows.append([wr["workers"], wr["case"], wr["conns"], name,
+                             f"{pair['ratio_rps' + sfx]:.2f}",
+                             f"{pair['ratio_req_per_cpu' + sfx]:.2f}"])
+        print(bl.fmt_table(["workers", "case", "conns", "server", "req/s ratio",
+                            "req/CPU-s ratio"], rows))
         print()
         print("weft only")
         rows = []
@@ -449,7 +475,7 @@ def main():
             print(f"  top self-cost functions, {k} (Ir per request, baseline subtracted):")
             for ir, fn in v["top"]:
                 print(f"    {ir:8,.0f}  {fn}")
-    bad = [p[k] for p in results["compare"] for k in ("weft", "nginx")] + results["weft_only"]
+    bad = [p[k] for p in results["compare"] for k in pair_names(p)] + results["weft_only"]
     for r in bad:
         if sum(r["socket_errors"].values()) or r["non2xx"] or r["wrk_rc"]:
             results["notes"].append(

@@ -3,7 +3,7 @@
 # those missing. Run as root on Debian 12 (uses apt-get); prints nothing when all are there.
 set -eu
 
-build_pkgs="gcc libc6-dev cmake ninja-build pkg-config libssl-dev libjansson-dev libconfig-dev libhiredis-dev"
+build_pkgs="gcc libc6-dev cmake ninja-build pkg-config libssl-dev libjansson-dev libconfig-dev libhiredis-dev liburing-dev"
 test_pkgs="libcmocka-dev clang libclang-rt-14-dev python3 python3-pytest curl wrk procps clang-format redis-server nodejs npm chromium nginx-light"
 bench_pkgs="wrk nginx-light iperf3 procps valgrind python3 nodejs npm"
 

@@ -24,6 +24,7 @@ const char *const service_names[SVC_COUNT] = {"http", "echo", "chat", "balancer"
 /* Enum fields are written through an int pointer; that needs them to be int-sized. */
 _Static_assert(sizeof(enum log_level) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum http_model) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum io_backend) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum slow_policy) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum balancer_mode) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum strategy) == sizeof(int), "enum size");
@@ -52,6 +53,7 @@ struct opt {
 
 static const char *const log_level_names[] = {"error", "warn", "info", "debug", NULL};
 static const char *const model_names[] = {"async", "threaded", "blocking", NULL};
+static const char *const io_names[] = {"epoll", "uring", NULL};
 static const char *const slow_names[] = {"close", "drop", NULL};
 static const char *const strategy_names[] = {"round_robin", "least_conn", "random2", "hash", NULL};
 static const char *const bal_mode_names[] = {"http", "tcp", NULL};
@@ -92,6 +94,8 @@ static const struct opt opts[] = {
         "time given to in-flight requests on SIGTERM"),
     ENUM("log_level", "--log-level", log_level, log_level_names, "info",
          "least severe message logged"),
+    ENUM("io", "--io", io, io_names, "epoll",
+         "I/O backend of the workers: epoll, or io_uring (batched system calls)"),
     ENUM("model", "--model", model, model_names, "async", "concurrency model of the http service"),
     STR("access_log", "--access-log", access_log, "FILE|-",
         "one line per HTTP request to FILE, or - for stdout (default: off)", NULL),

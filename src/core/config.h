@@ -13,6 +13,7 @@
 enum service_id { SVC_HTTP, SVC_ECHO, SVC_CHAT, SVC_BALANCER, SVC_ADMIN, SVC_COUNT };
 
 enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+enum io_backend { IO_EPOLL, IO_URING };
 enum http_model { MODEL_ASYNC, MODEL_THREADED, MODEL_BLOCKING };
 enum slow_policy { SLOW_CLOSE, SLOW_DROP };
 enum balancer_mode { BAL_HTTP, BAL_TCP };
@@ -41,6 +42,7 @@ struct config {
     int blocking_threads;    /* the blocking-task pool */
     double shutdown_timeout; /* seconds */
     enum log_level log_level;
+    enum io_backend io; /* the workers' poller */
 
     /* http */
     enum http_model model;

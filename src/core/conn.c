@@ -82,6 +82,11 @@ void conn_close(struct conn *c)
         c->proto->on_close(c);
     loop_undefer(&w->loop, &c->work);
     loop_timer_cancel(&w->loop, &c->timer);
+    /* A queued read or write names the fd and points into our buffers: issue it before both go
+     * (it completes inside the submission; its completion is then dropped as stale). */
+    if (c->flags & (CONN_RPENDING | CONN_WPENDING))
+        loop_submit(&w->loop);
+    loop_forget(&w->loop, &c->io);
     outq_clear(&c->out, &w->pools);
     release_input(c);
     close(c->io.fd); /* also takes it out of the epoll set */
@@ -103,7 +108,8 @@ static void conn_linger(struct conn *c)
     shutdown(c->io.fd, SHUT_WR);
     c->flags |= CONN_LINGER;
     c->flags &= ~(CONN_HOLD | CONN_PAUSED);
-    release_input(c);
+    if (!(c->flags & CONN_RPENDING)) /* else when the read is back */
+        release_input(c);
     loop_timer_set(&c->w->loop, &c->timer, LINGER_MS);
     loop_defer(&c->w->loop, &c->work, conn_work);
 }
@@ -251,10 +257,57 @@ static void do_linger_read(struct conn *c)
     }
 }
 
-/* Reads while the kernel has bytes and the connection wants them. */
+/* Handles what a read into c->in returned (bytes, 0 at EOF, or -errno), synchronous or queued.
+ * Returns 1 if reading may go on. */
+static int read_result(struct conn *c, ssize_t n, size_t room)
+{
+    struct worker *w = c->w;
+    if (n > 0) {
+        c->in_len += (uint32_t)n;
+        c->in->len = c->in_len;
+        ctr_add(&w->m->svc[c->svc].bytes_received, (uint64_t)n);
+        /* A short read drained the socket: the next byte brings a new edge. Not so for the
+         * peer's FIN when it came with the same edge: read on to see the 0. */
+        if ((size_t)n < room && !(c->flags & CONN_RDHUP))
+            c->flags &= ~CONN_READABLE;
+        /* (A queued read may come back after the protocol held or closed the connection.) */
+        if (!(c->flags & (CONN_HOLD | CONN_CLOSING)) && deliver(c) < 0)
+            return 0;
+        return 1;
+    }
+    if (n == 0) {
+        c->flags |= CONN_EOF;
+        c->flags &= ~CONN_READABLE;
+        if (c->in && c->in_off == c->in_len)
+            release_input(c);
+        if (c->flags & CONN_CLOSING)
+            return 0; /* closes once the output is sent */
+        if (c->proto->on_eof)
+            c->proto->on_eof(c);
+        else
+            conn_close_after_flush(c);
+        return 0;
+    }
+    if (n == -EINTR)
+        return 1;
+    if (n == -EAGAIN) {
+        c->flags &= ~CONN_READABLE;
+        if (c->in_off == c->in_len)
+            release_input(c); /* an idle connection holds no buffer */
+        return 0;
+    }
+    conn_close(c);
+    return 0;
+}
+
+/* Reads while the kernel has bytes and the connection wants them. With io_uring the read is
+ * queued (it leaves with the loop's next wait) and its result comes back in read_done. */
 static void do_read(struct conn *c)
 {
     struct worker *w = c->w;
+    /* The kernel may still write into c->in: nothing moves or consumes it until then. */
+    if (c->flags & CONN_RPENDING)
+        return;
     /* Input left from an earlier turn (a partial request, or pipelined ones behind an answer
      * that came later) is offered again, unless the protocol holds it or is closing. */
     if (!(c->flags & (CONN_HOLD | CONN_CLOSING)) && deliver(c) < 0)
@@ -286,48 +339,63 @@ static void do_read(struct conn *c)
             }
         }
         size_t room = c->in->cap - c->in_len;
+        if (loop_async(&w->loop) &&
+            loop_read(&w->loop, &c->io, c->in->data + c->in_len, room) == 0) {
+            c->flags |= CONN_RPENDING;
+            return;
+        }
         ssize_t n = read(c->io.fd, c->in->data + c->in_len, room);
-        if (n > 0) {
-            c->in_len += (uint32_t)n;
-            c->in->len = c->in_len;
-            ctr_add(&w->m->svc[c->svc].bytes_received, (uint64_t)n);
-            /* A short read drained the socket: the next byte brings a new edge. Not so for the
-             * peer's FIN when it came with the same edge: read on to see the 0. */
-            if ((size_t)n < room && !(c->flags & CONN_RDHUP))
-                c->flags &= ~CONN_READABLE;
-            if (deliver(c) < 0)
-                return;
-            continue;
-        }
-        if (n == 0) {
-            c->flags |= CONN_EOF;
-            c->flags &= ~CONN_READABLE;
-            if (c->in && c->in_off == c->in_len)
-                release_input(c);
-            if (c->proto->on_eof)
-                c->proto->on_eof(c);
-            else
-                conn_close_after_flush(c);
+        if (!read_result(c, n < 0 ? -errno : n, room))
             return;
-        }
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN) {
+    }
+}
+
+/* A queued read came back with res. */
+static void read_done(struct conn *c, int32_t res)
+{
+    c->flags &= ~CONN_RPENDING;
+    if (c->flags & CONN_LINGER) { /* discarding: the bytes don't matter, the end does */
+        release_input(c);
+        if (res == 0 || (res < 0 && res != -EAGAIN && res != -EINTR))
+            conn_close(c);
+        else if (res == -EAGAIN)
             c->flags &= ~CONN_READABLE;
-            if (c->in_off == c->in_len)
-                release_input(c); /* an idle connection holds no buffer */
-            return;
-        }
-        conn_close(c);
         return;
     }
+    read_result(c, res, c->in->cap - c->in_len);
+}
+
+/* A queued write came back with res (short: fewer bytes than asked). */
+static void write_done(struct conn *c, int32_t res, int short_write)
+{
+    struct worker *w = c->w;
+    c->flags &= ~CONN_WPENDING;
+    if (res > 0) {
+        outq_sent(&c->out, &w->pools, (size_t)res);
+        ctr_add(&w->m->svc[c->svc].bytes_sent, (uint64_t)res);
+        c->writes++;
+    }
+    if (res == -EAGAIN || (res >= 0 && short_write))
+        c->flags |= CONN_WBLOCKED;
+    else if (res < 0 && res != -EINTR)
+        conn_close(c);
 }
 
 static void do_write(struct conn *c)
 {
     struct worker *w = c->w;
-    if ((c->flags & CONN_WBLOCKED) || outq_empty(&c->out))
+    if ((c->flags & (CONN_WBLOCKED | CONN_WPENDING)) || outq_empty(&c->out))
         return;
+    if (loop_async(&w->loop)) {
+        /* The slices stay in the queue, referenced, until the write is back (write_done). */
+        struct iovec iov[OUTQ_IOV_MAX];
+        size_t want;
+        int cnt = outq_iov(&c->out, iov, OUTQ_IOV_MAX, &want);
+        if (cnt > 0 && loop_writev(&w->loop, &c->io, iov, cnt) == 0) {
+            c->flags |= CONN_WPENDING;
+            return;
+        }
+    }
     size_t sent = 0;
     int rc = outq_write(&c->out, &w->pools, c->io.fd, &sent);
     if (sent) {
@@ -360,7 +428,7 @@ static void watermarks(struct conn *c)
 static void conn_step(struct conn *c)
 {
     if (c->flags & CONN_LINGER) {
-        if (c->flags & CONN_READABLE)
+        if ((c->flags & CONN_READABLE) && !(c->flags & CONN_RPENDING))
             do_linger_read(c);
         return;
     }
@@ -377,7 +445,7 @@ static void conn_step(struct conn *c)
     if (outq_empty(&c->out)) {
         if (c->flags & CONN_CLOSING)
             conn_linger(c);
-    } else if (!(c->flags & CONN_WBLOCKED)) {
+    } else if (!(c->flags & (CONN_WBLOCKED | CONN_WPENDING))) {
         loop_defer(&c->w->loop, &c->work, conn_work);
     }
 }
@@ -394,6 +462,15 @@ void conn_io(struct io *io, uint32_t events)
     struct conn *c = (struct conn *)io;
     if (c->flags & CONN_CLOSED)
         return;
+    if (events & (EV_RDONE | EV_WDONE)) {
+        if (events & EV_RDONE)
+            read_done(c, io->res);
+        else
+            write_done(c, io->res, (events & EV_WSHORT) != 0);
+        if (!(c->flags & CONN_CLOSED))
+            conn_step(c);
+        return;
+    }
     if (events & EV_ERR) {
         conn_close(c);
         return;

@@ -36,16 +36,18 @@ struct proto {
 };
 
 enum {
-    CONN_READABLE = 1u << 0, /* the kernel may hold unread bytes */
-    CONN_WBLOCKED = 1u << 1, /* the last write came up short: wait for EV_OUT */
-    CONN_PAUSED = 1u << 2,   /* reading stopped by backpressure */
-    CONN_HOLD = 1u << 3,     /* reading stopped by the protocol */
-    CONN_EOF = 1u << 4,      /* read returned 0 */
-    CONN_CLOSING = 1u << 5,  /* close once the output queue is empty */
-    CONN_LINGER = 1u << 6,   /* write side shut; discarding input until EOF or a timeout */
-    CONN_CLOSED = 1u << 7,   /* closed, freed at the end of the iteration */
-    CONN_RDHUP = 1u << 8,    /* the peer shut its side: read until read() says 0 */
-    CONN_UNREAD = 1u << 9,   /* the peer may still be sending (a refused body): linger */
+    CONN_READABLE = 1u << 0,  /* the kernel may hold unread bytes */
+    CONN_WBLOCKED = 1u << 1,  /* the last write came up short: wait for EV_OUT */
+    CONN_PAUSED = 1u << 2,    /* reading stopped by backpressure */
+    CONN_HOLD = 1u << 3,      /* reading stopped by the protocol */
+    CONN_EOF = 1u << 4,       /* read returned 0 */
+    CONN_CLOSING = 1u << 5,   /* close once the output queue is empty */
+    CONN_LINGER = 1u << 6,    /* write side shut; discarding input until EOF or a timeout */
+    CONN_CLOSED = 1u << 7,    /* closed, freed at the end of the iteration */
+    CONN_RDHUP = 1u << 8,     /* the peer shut its side: read until read() says 0 */
+    CONN_UNREAD = 1u << 9,    /* the peer may still be sending (a refused body): linger */
+    CONN_RPENDING = 1u << 10, /* a queued read (io_uring) into c->in is not back yet */
+    CONN_WPENDING = 1u << 11, /* a queued write of the output queue's head is not back yet */
 };
 
 #define CONN_HIGH_WATERMARK (256u * 1024u)

@@ -110,6 +110,7 @@ int loop_run_once(struct loop *l, int max_wait_ms)
         return n;
     for (int i = 0; i < n; i++) {
         struct io *io = ev[i].ptr;
+        io->res = ev[i].res;
         io->fn(io, ev[i].events);
     }
     timer_run(&l->timers, l->now_us);

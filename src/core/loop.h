@@ -17,6 +17,7 @@ typedef void (*io_fn)(struct io *io, uint32_t events);
 /* A registered descriptor; embedded in its owner (connection, listener, inbox). */
 struct io {
     int fd;
+    int32_t res; /* the result of the completion being reported (EV_RDONE, EV_WDONE) */
     io_fn fn;
 };
 
@@ -48,6 +49,38 @@ void loop_fini(struct loop *l);
 int loop_add(struct loop *l, struct io *io, uint32_t events);
 int loop_mod(struct loop *l, struct io *io, uint32_t events);
 int loop_del(struct loop *l, struct io *io);
+
+/* Whether the poller takes reads and writes (loop_read, loop_writev). */
+static inline int loop_async(const struct loop *l)
+{
+    return l->poller.ops && l->poller.ops->read;
+}
+
+/* Queues a read or a write on io->fd, reported later to io->fn as EV_RDONE / EV_WDONE with the
+ * result in io->res. 0, or -EBUSY when it can't be queued now: do it synchronously. */
+static inline int loop_read(struct loop *l, struct io *io, void *buf, size_t len)
+{
+    return l->poller.ops->read(&l->poller, io->fd, buf, len);
+}
+
+static inline int loop_writev(struct loop *l, struct io *io, const struct iovec *iov, int cnt)
+{
+    return l->poller.ops->writev(&l->poller, io->fd, iov, cnt);
+}
+
+/* io->fd is about to be closed: the poller lets go of it (no system call with epoll). */
+static inline void loop_forget(struct loop *l, struct io *io)
+{
+    if (l->poller.ops && l->poller.ops->forget)
+        l->poller.ops->forget(&l->poller, io->fd);
+}
+
+/* Issues queued reads and writes now. */
+static inline void loop_submit(struct loop *l)
+{
+    if (l->poller.ops && l->poller.ops->submit)
+        l->poller.ops->submit(&l->poller);
+}
 
 void loop_defer(struct loop *l, struct deferred *d, deferred_fn fn);
 /* Takes d off the deferred queue if it is on it (its owner is going away). */

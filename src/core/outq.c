@@ -168,6 +168,26 @@ static ssize_t write_file_slice(struct slice *s, int fd)
     return n < 0 ? -errno : n;
 }
 
+int outq_iov(const struct outq *q, struct iovec *iov, int max, size_t *want)
+{
+    int cnt = 0;
+    *want = 0;
+    for (struct slice *s = q->head; s && s->kind != SLICE_FILE && cnt < max; s = s->next) {
+        if (s->len == 0)
+            continue;
+        iov[cnt].iov_base = (void *)s->p;
+        iov[cnt].iov_len = s->len;
+        *want += s->len;
+        cnt++;
+    }
+    return cnt;
+}
+
+void outq_sent(struct outq *q, const struct outq_pools *pp, size_t n)
+{
+    outq_consume(q, pp, n);
+}
+
 int outq_write(struct outq *q, const struct outq_pools *pp, int fd, size_t *sent)
 {
     struct iovec iov[OUTQ_IOV_MAX];
@@ -185,17 +205,8 @@ int outq_write(struct outq *q, const struct outq_pools *pp, int fd, size_t *sent
             outq_consume(q, pp, (size_t)n);
             continue;
         }
-        int cnt = 0;
-        size_t want = 0;
-        for (struct slice *s = q->head; s && s->kind != SLICE_FILE && cnt < OUTQ_IOV_MAX;
-             s = s->next) {
-            if (s->len == 0)
-                continue;
-            iov[cnt].iov_base = (void *)s->p;
-            iov[cnt].iov_len = s->len;
-            want += s->len;
-            cnt++;
-        }
+        size_t want;
+        int cnt = outq_iov(q, iov, OUTQ_IOV_MAX, &want);
         if (cnt == 0) {
             outq_consume(q, pp, 0);
             continue;

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "core/buf.h"
 
@@ -67,6 +68,11 @@ enum outq_result { OUTQ_DONE = 0, OUTQ_BLOCKED = 1 };
  * when the kernel's buffer is full, or -errno (EPIPE, ECONNRESET, ...). *sent gets the bytes
  * written. */
 int outq_write(struct outq *q, const struct outq_pools *pp, int fd, size_t *sent);
+
+/* For a write issued elsewhere (io_uring): the leading byte slices as iovecs (at most max, none
+ * when the head is a file range), *want their bytes; then outq_sent(q, n) once n were written. */
+int outq_iov(const struct outq *q, struct iovec *iov, int max, size_t *want);
+void outq_sent(struct outq *q, const struct outq_pools *pp, size_t n);
 
 /* Drops everything unsent. */
 void outq_clear(struct outq *q, const struct outq_pools *pp);

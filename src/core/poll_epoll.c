@@ -97,6 +97,7 @@ static int ep_wait(struct poller *p, struct poll_event *out, int max, int64_t ti
             r |= EV_HUP;
         out[i].ptr = ev[i].data.ptr;
         out[i].events = r;
+        out[i].res = 0;
     }
     return n;
 }

@@ -1,9 +1,13 @@
-/* poller: the narrow interface between the loop and the kernel's readiness API. epoll is the
- * backend today (poll_epoll.c); another (io_uring) is one more file with this table. */
+/* poller: the narrow interface between the loop and the kernel's readiness API: epoll
+ * (poll_epoll.c) or io_uring (poll_uring.c). Both report readiness; the io_uring backend can also
+ * take reads and writes, which leave with the next wait in the same system call and come back as
+ * completion events. */
 #ifndef WEFT_CORE_POLLER_H
 #define WEFT_CORE_POLLER_H
 
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 enum {
     EV_IN = 1u << 0,
@@ -11,11 +15,16 @@ enum {
     EV_ERR = 1u << 2,
     EV_HUP = 1u << 3,  /* the peer closed (both ways or its write side) */
     EV_EDGE = 1u << 4, /* report changes only: the owner reads/writes until EAGAIN */
+    /* Completions of queued operations (pollers with read/writev), with the result in res. */
+    EV_RDONE = 1u << 5,  /* a queued read: bytes read, 0 at EOF, or -errno */
+    EV_WDONE = 1u << 6,  /* a queued write: bytes written or -errno */
+    EV_WSHORT = 1u << 7, /* with EV_WDONE: fewer bytes than asked (the socket is full) */
 };
 
 struct poll_event {
     void *ptr;
     uint32_t events;
+    int32_t res; /* EV_RDONE, EV_WDONE */
 };
 
 struct poller;
@@ -30,6 +39,17 @@ struct poller_ops {
     /* Waits up to timeout_us microseconds (-1: forever); returns the number of events, or
      * -errno. */
     int (*wait)(struct poller *p, struct poll_event *out, int max, int64_t timeout_us);
+
+    /* Optional, NULL in pollers that only report readiness. */
+    /* fd is about to be closed without del (the poller may hold the file open otherwise). */
+    void (*forget)(struct poller *p, int fd);
+    /* Queue a non-blocking read or write on a registered fd, issued with the next wait (or
+     * submit) and reported as EV_RDONE / EV_WDONE. buf and the bytes iov points to must stay
+     * valid until then; iov itself is copied. 0, or -EBUSY: do it synchronously now. */
+    int (*read)(struct poller *p, int fd, void *buf, size_t len);
+    int (*writev)(struct poller *p, int fd, const struct iovec *iov, int cnt);
+    /* Issues what is queued now (before an fd with queued operations is closed). */
+    void (*submit)(struct poller *p);
 };
 
 struct poller {
@@ -39,5 +59,6 @@ struct poller {
 };
 
 extern const struct poller_ops poller_epoll;
+extern const struct poller_ops poller_uring;
 
 #endif

@@ -287,7 +287,15 @@ int worker_init(struct worker *w, struct server *srv, int id)
     w->pools.slices = &w->slices;
     w->pools.bufs = &w->bufs;
     w->next_conn_id = 1;
-    int rc = loop_init(&w->loop, &poller_epoll);
+    const struct poller_ops *ops = w->cfg->io == IO_URING ? &poller_uring : &poller_epoll;
+    int rc = loop_init(&w->loop, ops);
+    if (rc < 0 && ops == &poller_uring) {
+        /* No io_uring here (an old kernel, or io_uring_disabled): epoll does the same job. */
+        if (id == 0)
+            log_warn("io_uring unavailable (%s): using epoll", strerror(-rc));
+        w->loop.poller.ops = &poller_epoll;
+        rc = poller_epoll.open(&w->loop.poller);
+    }
     if (rc < 0)
         return rc;
     pthread_mutex_init(&w->inbox.lock, NULL);

@@ -35,6 +35,8 @@ DEFAULT_FLAGS = ("--http", "127.0.0.1:0", "--echo", "127.0.0.1:0", "--admin", "1
 SANITIZER_MARKERS = ("runtime error", "AddressSanitizer", "LeakSanitizer", "ThreadSanitizer",
                      "MemorySanitizer", "UndefinedBehaviorSanitizer")
 START_TIMEOUT = 10.0
+# WEFT_TEST_IO=uring (or epoll) runs every weft these tests start with that I/O backend.
+TEST_IO = os.environ.get("WEFT_TEST_IO", "")
 
 
 class WeftError(AssertionError):
@@ -48,6 +50,8 @@ class Weft:
         self.bin = bin_path or WEFT_BIN
         self.args = [self.bin, "serve"] + (list(DEFAULT_FLAGS) if defaults else []) + \
             [str(f) for f in flags]
+        if TEST_IO and "--io" not in self.args:
+            self.args += ["--io", TEST_IO]
         self.env = env
         self.services = services  # the services expected to listen; None: from the flags
         self.addrs = {}          # service -> (host, port)

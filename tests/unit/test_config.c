@@ -93,6 +93,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.blocking_threads, 16);
     assert_true(c.shutdown_timeout == 10.0);
     assert_int_equal(c.log_level, LOG_INFO);
+    assert_int_equal(c.io, IO_EPOLL);
     assert_int_equal(c.model, MODEL_ASYNC);
     assert_string_equal(c.access_log, "");
     assert_string_equal(c.static_dir, "");
@@ -258,14 +259,14 @@ static void test_flags_good(void **state)
     int rc =
         parse(&c, err, "--http", "0.0.0.0:0", "--echo=off", "--chat", "[::1]:0", "--workers", "3",
               "--max-connections=1000000", "--blocking-threads", "1", "--shutdown-timeout", "500ms",
-              "--log-level", "debug", "--model", "threaded", "--access-log", "-", "--static", "/",
-              "--http-max-head", "1K", "--http-max-body", "0", "--http-head-timeout", "1.5",
-              "--http-keepalive-timeout", "2m", "--chat-origin", "https://a.example",
-              "--chat-max-message", "125", "--chat-max-rooms", "7", "--chat-max-clients-per-room",
-              "8", "--chat-max-queue", "64MiB", "--chat-slow-policy", "drop", "--redis",
-              "redis://127.0.0.1:6379", "--backend", "10.0.0.1:80,weight=3", "--strategy", "hash",
-              "--hash-header", "X-User", "--health-interval", "100ms", "--balancer-mode", "tcp",
-              "--admin", ":9999", NULL);
+              "--log-level", "debug", "--io", "uring", "--model", "threaded", "--access-log", "-",
+              "--static", "/", "--http-max-head", "1K", "--http-max-body", "0",
+              "--http-head-timeout", "1.5", "--http-keepalive-timeout", "2m", "--chat-origin",
+              "https://a.example", "--chat-max-message", "125", "--chat-max-rooms", "7",
+              "--chat-max-clients-per-room", "8", "--chat-max-queue", "64MiB", "--chat-slow-policy",
+              "drop", "--redis", "redis://127.0.0.1:6379", "--backend", "10.0.0.1:80,weight=3",
+              "--strategy", "hash", "--hash-header", "X-User", "--health-interval", "100ms",
+              "--balancer-mode", "tcp", "--admin", ":9999", NULL);
     if (rc != 0)
         fail_msg("%s", err);
     assert_string_equal(c.listen[SVC_HTTP].host, "0.0.0.0");
@@ -278,6 +279,7 @@ static void test_flags_good(void **state)
     assert_int_equal(c.blocking_threads, 1);
     assert_true(c.shutdown_timeout == 0.5);
     assert_int_equal(c.log_level, LOG_DEBUG);
+    assert_int_equal(c.io, IO_URING);
     assert_int_equal(c.model, MODEL_THREADED);
     assert_string_equal(c.access_log, "-");
     assert_string_equal(c.static_dir, "/");
@@ -744,6 +746,7 @@ static void test_help(void **state)
         "--blocking-threads N",
         "--shutdown-timeout DURATION",
         "--log-level error|warn|info|debug",
+        "--io epoll|uring",
         "--model async|threaded|blocking",
         "--access-log FILE|-",
         "--static DIR",
@@ -769,11 +772,11 @@ static void test_help(void **state)
         if (!strstr(buf, expect[i]))
             fail_msg("help lacks '%s':\n%s", expect[i], buf);
     }
-    /* Every option line is a flag; 29 options plus --config. */
+    /* Every option line is a flag; 30 options plus --config. */
     int lines = 0;
     for (const char *p = buf; (p = strstr(p, "\n  --")) != NULL; p++)
         lines++;
-    assert_int_equal(lines, 30);
+    assert_int_equal(lines, 31);
     free(buf);
 }
 
@@ -803,7 +806,7 @@ static void test_every_flag_is_a_key(void **state)
             fail_msg("flag of '%s' has no key: %s", key, err);
         n++;
     }
-    assert_int_equal(n, 29);
+    assert_int_equal(n, 30);
     free(buf);
 }
 
