@@ -1,6 +1,7 @@
 #!/bin/sh
 # test.sh: installs what the tests need, then builds and runs the whole suite:
-#   1. release build with -Werror: unit tests (cmocka, CTest) and end-to-end tests (pytest)
+#   1. release build with -Werror: unit tests (cmocka, CTest) and end-to-end tests (pytest),
+#      the end-to-end tests twice: on the default epoll backend and on --io uring
 #   2. the same under AddressSanitizer and UndefinedBehaviorSanitizer
 #   3. every libFuzzer target, briefly, on its committed corpus (clang)
 #   4. formatting (clang-format) of the C sources
@@ -25,6 +26,8 @@ step "unit tests"
 (cd build && ctest --output-on-failure)
 step "end-to-end tests"
 WEFT_BIN="$PWD/build/weft" /usr/bin/python3 -m pytest -q tests/e2e
+step "end-to-end tests with --io uring"
+WEFT_BIN="$PWD/build/weft" WEFT_TEST_IO=uring /usr/bin/python3 -m pytest -q tests/e2e
 
 step "sanitizer build (ASan + UBSan)"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DWEFT_WERROR=ON -DWEFT_SANITIZE=ON >/dev/null
