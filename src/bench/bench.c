@@ -45,7 +45,7 @@ void bench_print_help(FILE *out)
           "ephemeral port of 127.0.0.1) in turn, runs the same closed load against each and\n"
           "stops it; PATH defaults to /.\n"
           "\n"
-          "options:\n"
+          "options (short ones also take their value attached, as wrk's do: -t2 -c100 -d5s):\n"
           "  -c N               closed, models: connections (default 10)\n"
           "  --concurrency N    open: most connections at once (default 64)\n"
           "  --concurrencies L  sweep: comma-separated connection counts\n"
@@ -356,6 +356,12 @@ static int parse_args(struct bench_opts *o, int argc, char **argv)
             if (o->url)
                 return usage_error("more than one target: '%s'", a);
             o->url = a;
+        } else if (a[1] && a[1] != '-' && a[2] && strchr("cdntmHb", a[1])) {
+            /* A short option with its value attached, as wrk takes them: -t2 -c100 -d5s. */
+            char opt[3] = {'-', a[1], 0};
+            int rc = parse_option(o, opt, a + 2);
+            if (rc)
+                return rc;
         } else if (i + 1 >= argc) {
             /* Unknown options are reported as such, not as missing a value. */
             int rc = parse_option(o, a, "");

@@ -265,3 +265,16 @@ def test_unanswered_requests_are_reported(weft_factory, tmp_path):
     assert 4 <= unanswered <= 5, p.stdout
     assert json.loads(out.read_text())["unanswered"] == unanswered
     assert field(p.stdout, "requests") > 0, p.stdout
+
+
+def test_short_options_take_attached_values_like_wrk(weft):
+    before = requests_200(weft)
+    p = bench("closed", "-t1", "-c4", "-n200", url(weft))
+    assert p.returncode == 0, p.stderr
+    assert "1 threads, 4 connections" in p.stdout, p.stdout
+    assert field(p.stdout, "requests") == 200, p.stdout
+    m = metrics_until(weft, lambda m: metric(m, "weft_http_requests_total", 0, service="http",
+                                             code="200") - before == 200)
+    assert metric(m, "weft_http_requests_total", 0, service="http", code="200") - before == 200
+    assert bench("closed", "-t0", url(weft)).returncode == 2
+    assert bench("closed", "-x5", url(weft)).returncode == 2
