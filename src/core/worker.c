@@ -21,7 +21,9 @@
 /* Once a second the pools shrink to the most they had in use during the last second, so what a
  * burst left (a join storm in one room of 10,000: 50 million presence frames through the output
  * queues) is given back about two seconds after it ends. Slabs are unmapped at once; buffers go
- * back to malloc, whose free pages are returned (malloc_trim) once 1 MiB of them were freed. */
+ * back to malloc, whose free pages are returned (malloc_trim) once 1 MiB of them were freed.
+ * malloc_trim walks every arena and took up to ~400 ms on a loaded VM, so it runs on the
+ * blocking pool, never on the loop. */
 #define WORKER_TRIM_MS 1000
 #define WORKER_TRIM_MALLOC (1024u * 1024u)
 
@@ -205,14 +207,37 @@ static void reap_closed(struct worker *w)
     }
 }
 
+#ifdef __GLIBC__
+static void trim_run(struct bjob *j)
+{
+    (void)j;
+    malloc_trim(0);
+}
+
+static void trim_done(struct worker *w, struct inbox_msg *m)
+{
+    w->trim_busy = 0;
+    free((char *)m - offsetof(struct bjob, done));
+}
+#endif
+
 /* Gives back what the pools kept beyond their use since the last call (see WORKER_TRIM_MS). */
 static void worker_trim(struct worker *w)
 {
     fpool_trim(&w->slices, 0);
     w->trimmed += buf_pool_trim(&w->bufs, 0);
 #ifdef __GLIBC__
-    if (w->trimmed >= WORKER_TRIM_MALLOC) {
-        malloc_trim(0);
+    if (w->trimmed >= WORKER_TRIM_MALLOC && !w->trim_busy) {
+        struct bjob *j = calloc(1, sizeof *j);
+        if (j) {
+            j->w = w;
+            j->run = trim_run;
+            j->done.fn = trim_done;
+            w->trim_busy = 1;
+            bpool_submit(&w->srv->bpool, j);
+        } else {
+            malloc_trim(0);
+        }
         w->trimmed = 0;
     }
 #endif

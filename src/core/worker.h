@@ -53,6 +53,7 @@ struct worker {
     struct outq_pools pools;
     struct timer trim_timer; /* shrinks the pools after a burst (worker.c: WORKER_TRIM_MS) */
     size_t trimmed;          /* bytes of buffers freed since the last malloc_trim */
+    int trim_busy;           /* a malloc_trim is running on the blocking pool */
     uint64_t next_conn_id;
     struct conn *closed; /* freed at the end of the iteration */
     uint32_t open_conns[SVC_COUNT];
