@@ -129,6 +129,11 @@ struct bench_ws_sync {
     int sender_done;  /* set (release) once the sender has sent its last message; then: */
     uint64_t expect;  /* messages each subscriber should receive */
     uint64_t done_us; /* when the sender finished: deliveries get the timeout from here */
+    /* Closed loop: the sender's next message waits until every live subscriber has the last. */
+    uint64_t cur_seq; /* the message in flight (atomic; UINT64_MAX: none) */
+    int cur_got;      /* subscribers that have it (atomic) */
+    int lost;         /* subscribers lost after the start (atomic) */
+    int wake_fd;      /* eventfd in the sender's loop: cur_got reached them all, or one was lost */
 };
 
 /* One worker thread's share of the run and its results. */

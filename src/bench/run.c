@@ -1,9 +1,13 @@
 /* run: one run of `weft bench`: the load split over worker threads, their results merged. */
+#include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bench/bench.h"
 #include "bench/schedule.h"
@@ -204,7 +208,14 @@ static int run_once(const struct bench_opts *o, const struct bench_target *t,
     }
     uint64_t start = bench_now_us();
     uint64_t t0 = start + (l->mode == BENCH_OPEN ? OPEN_LEAD_US : 0);
-    struct bench_ws_sync sync = {.conns = conns, .run_id = start};
+    struct bench_ws_sync sync = {
+        .conns = conns, .run_id = start, .cur_seq = UINT64_MAX, .wake_fd = -1};
+    if (t->proto == BENCH_WS && l->mode == BENCH_CLOSED &&
+        (sync.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+        fprintf(stderr, "weft bench: eventfd: %s\n", strerror(errno));
+        free(ths);
+        return -1;
+    }
     for (int i = 0; i < nt; i++) {
         if (worker_init(&ths[i].w, t, l, i, nt, t0) < 0) {
             fprintf(stderr, "weft bench: out of memory\n");
@@ -246,6 +257,8 @@ static int run_once(const struct bench_opts *o, const struct bench_target *t,
 out:
     for (int i = 0; i < started; i++)
         pthread_join(ths[i].tid, NULL);
+    if (sync.wake_fd >= 0)
+        close(sync.wake_fd);
     for (int i = 0; i < nt; i++)
         worker_free(&ths[i].w);
     free(ths);

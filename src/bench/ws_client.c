@@ -12,8 +12,10 @@
  *    joined within --timeout is a timeout error and the run goes on without it.
  * 2. Sending. The sender sends {"type":"msg"} with a stamp at the start of the text (the run,
  *    the scheduled and the actual send time, a sequence number), padded to --size. Closed loop:
- *    the next message when the server's copy of the last one came back to the sender (-n
- *    messages, or until -d); open loop: on the schedule at --rps whatever came back, and a
+ *    the next message when every live subscriber has the last one and the server's copy came
+ *    back to the sender (-n messages, or until -d): one message's whole fan-out at a time, no
+ *    queueing (subscribers on other workers count in sync->cur_got and wake the sender's loop
+ *    through sync->wake_fd); open loop: on the schedule at --rps whatever came back, and a
  *    message due while more than SEND_BACKLOG bytes wait to be written is dropped. Every
  *    subscriber records fan-out latency, its receipt time minus the stamp's scheduled (open) or
  *    actual (closed) send time, in w->lat; open loop, also from the actual send in w->lat_unc.
@@ -71,6 +73,8 @@ struct wconn {
     uint8_t rbuf[RBUF_SIZE];
 };
 
+static char wake_tag; /* the epoll tag of sync->wake_fd */
+
 struct wclient {
     struct bench_worker *w;
     const struct bench_target *t;
@@ -93,7 +97,8 @@ struct wclient {
     uint64_t sent;    /* messages queued to the server */
     uint64_t back;    /* the sender's own copies received */
     uint64_t refused; /* messages the server answered with an error */
-    int inflight;     /* closed: a message's copy is awaited */
+    int inflight;     /* closed: a message's fan-out is awaited */
+    int own_back;     /* closed: the sender's own copy of it came back */
     uint64_t inflight_seq, inflight_deadline;
     uint64_t armed_at; /* open: the start the timer is set for */
     size_t frame_max;
@@ -167,6 +172,20 @@ static void sender_finish(struct wclient *cl, uint64_t now, uint64_t expect)
     __atomic_store_n(&cl->sync->sender_done, 1, __ATOMIC_RELEASE);
 }
 
+/* Closed loop: subscribers alive now, on every worker. */
+static int live_subscribers(const struct bench_ws_sync *s)
+{
+    return s->conns - 1 - __atomic_load_n(&s->failed, __ATOMIC_ACQUIRE) -
+           __atomic_load_n(&s->lost, __ATOMIC_ACQUIRE);
+}
+
+static void wake_sender(const struct bench_ws_sync *s)
+{
+    uint64_t one = 1;
+    if (s->wake_fd >= 0 && write(s->wake_fd, &one, sizeof one) < 0)
+        return; /* EAGAIN: the counter is full, so the sender is awake anyway */
+}
+
 static void arrive(struct wclient *cl, struct wconn *c)
 {
     c->ready = 1;
@@ -194,6 +213,10 @@ static void conn_fail(struct wclient *cl, struct wconn *c, int err)
         sender_finish(cl, bench_now_us(), cl->go ? cl->back : 0);
     else if (!c->is_sender && cl->draining)
         cl->need -= missing(cl, c);
+    if (!c->is_sender && cl->go) {
+        __atomic_add_fetch(&cl->sync->lost, 1, __ATOMIC_RELEASE);
+        wake_sender(cl->sync); /* the message in flight waits for one subscriber less */
+    }
 }
 
 /* Writes what the socket takes. 0, or -1 when c failed. */
@@ -283,8 +306,12 @@ static void sender_next(struct wclient *cl, uint64_t now)
         sender_finish(cl, now, cl->sent - cl->refused);
         return;
     }
+    /* Announced before the send: no copy can arrive before it. */
+    __atomic_store_n(&cl->sync->cur_got, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&cl->sync->cur_seq, cl->sent, __ATOMIC_RELEASE);
     if (sender_queue(cl, now, now) < 0)
         return;
+    cl->own_back = 0;
     cl->inflight = 1;
     cl->inflight_seq = cl->sent - 1;
     cl->inflight_deadline = now + cl->t->timeout_us;
@@ -371,6 +398,17 @@ static void check_ready(struct wclient *cl, struct wconn *c)
         arrive(cl, c);
 }
 
+/* Closed loop: the next message once the one in flight has reached everyone. */
+static void sender_check(struct wclient *cl, uint64_t now)
+{
+    if (!cl->inflight || !cl->own_back)
+        return;
+    if (__atomic_load_n(&cl->sync->cur_got, __ATOMIC_ACQUIRE) < live_subscribers(cl->sync))
+        return;
+    cl->inflight = 0;
+    sender_next(cl, now);
+}
+
 static void on_msg(struct wclient *cl, struct wconn *c, const struct bench_chat *m)
 {
     struct bench_ws_stamp s;
@@ -384,10 +422,17 @@ static void on_msg(struct wclient *cl, struct wconn *c, const struct bench_chat 
         cl->back++;
         w->requests++;
         if (w->mode == BENCH_CLOSED && cl->inflight && s.seq == cl->inflight_seq) {
-            cl->inflight = 0;
-            sender_next(cl, now);
+            cl->own_back = 1;
+            sender_check(cl, now);
         }
         return;
+    }
+    if (w->mode == BENCH_CLOSED && s.seq == __atomic_load_n(&cl->sync->cur_seq, __ATOMIC_ACQUIRE) &&
+        __atomic_add_fetch(&cl->sync->cur_got, 1, __ATOMIC_ACQ_REL) >= live_subscribers(cl->sync)) {
+        if (cl->snd)
+            sender_check(cl, now); /* the sender is on this worker */
+        else
+            wake_sender(cl->sync);
     }
     c->got++;
     w->deliveries++;
@@ -590,7 +635,10 @@ static void scan(struct wclient *cl, uint64_t now)
         }
     }
     if (cl->snd && cl->go && !cl->snd_done && cl->inflight && now >= cl->inflight_deadline) {
-        cl->w->errors[BENCH_ERR_TIMEOUT]++;
+        /* The sender's copy never came: a timeout. Subscribers still missing this message are
+         * counted when the run drains. */
+        if (!cl->own_back)
+            cl->w->errors[BENCH_ERR_TIMEOUT]++;
         cl->inflight = 0;
         sender_next(cl, now);
     }
@@ -644,6 +692,12 @@ static void client_loop(struct wclient *cl)
                     continue; /* EAGAIN: the timer was re-armed since it fired */
                 continue;
             }
+            if (evs[i].data.ptr == &wake_tag) {
+                uint64_t v;
+                if (read(cl->sync->wake_fd, &v, sizeof v) > 0 && cl->snd && !cl->snd_done)
+                    sender_check(cl, bench_now_us());
+                continue;
+            }
             struct wconn *c = evs[i].data.ptr;
             if (c->state != C_DEAD)
                 conn_event(cl, c, evs[i].events);
@@ -685,6 +739,13 @@ int bench_ws_worker_run(struct bench_worker *w)
     if (w->sender) {
         cl.snd = &cl.conns[0];
         cl.snd->is_sender = 1;
+    }
+    if (w->sender && cl.sync->wake_fd >= 0) {
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &wake_tag};
+        if (epoll_ctl(cl.ep, EPOLL_CTL_ADD, cl.sync->wake_fd, &ev) < 0) {
+            snprintf(w->fail, sizeof w->fail, "epoll_ctl: %s", strerror(errno));
+            goto out;
+        }
     }
     if (w->sender && w->mode == BENCH_OPEN) {
         cl.tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
