@@ -618,3 +618,29 @@ def build_request(method, path, body=b"", headers=None, host="weft.test"):
     for k, v in hdrs.items():
         lines.append(f"{k}: {v}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+# ---- weft bench and ports ----
+
+def bench(*args, timeout=60, env=None):
+    """Runs `weft bench ARGS...` to completion; fails on any sanitizer report in its stderr."""
+    p = subprocess.run([WEFT_BIN, "bench"] + [str(a) for a in args], capture_output=True,
+                       text=True, timeout=timeout, env=env)
+    for marker in SANITIZER_MARKERS:
+        assert marker not in p.stderr, p.stderr
+    return p
+
+
+def http_url(weft, path="/"):
+    """The http:// URL of weft's http service."""
+    host, port = weft.addr("http")
+    return f"http://{host}:{port}{path}"
+
+
+def free_port():
+    """A 127.0.0.1 port that was free a moment ago (for peers that cannot take port 0)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port

@@ -2,23 +2,14 @@
 table, --json, exit statuses, and response framings weft itself does not send (chunked, bodies
 delimited by close) from a small raw-socket server."""
 import json
-import os
 import re
 import socket
 import subprocess
 import threading
 
-from conftest import WEFT_BIN, metric, metrics_until
+from conftest import WEFT_BIN, bench, free_port, metric, metrics_until
+from conftest import http_url as url
 
-SANITIZER_MARKERS = ("runtime error", "AddressSanitizer", "LeakSanitizer")
-
-
-def bench(*args, timeout=60):
-    p = subprocess.run([WEFT_BIN, "bench"] + [str(a) for a in args], capture_output=True,
-                       text=True, timeout=timeout)
-    for marker in SANITIZER_MARKERS:
-        assert marker not in p.stderr, p.stderr
-    return p
 
 
 def field(out, name):
@@ -33,10 +24,6 @@ def errors(out):
     kinds = dict((k, int(v)) for k, v in (part.split() for part in m.group(2).split(", ")))
     return int(m.group(1)), kinds
 
-
-def url(weft, path="/"):
-    host, port = weft.addr("http")
-    return f"http://{host}:{port}{path}"
 
 
 def requests_200(weft):
@@ -137,13 +124,6 @@ def test_usage_errors_exit_2():
         assert p.stderr.count("\n") == 1 and p.stderr.startswith("weft bench: "), (args,
                                                                                   p.stderr)
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def test_connect_errors_strict_exit_1():

@@ -15,22 +15,10 @@ import uuid
 
 import pytest
 
-from conftest import WEFT_BIN
-
-SANITIZER_MARKERS = ("runtime error", "AddressSanitizer", "LeakSanitizer")
-
-
-def bench(*args, timeout=60, env=None):
-    p = subprocess.run([WEFT_BIN, "bench"] + [str(a) for a in args], capture_output=True,
-                       text=True, timeout=timeout, env=env)
-    for marker in SANITIZER_MARKERS:
-        assert marker not in p.stderr, p.stderr
-    return p
+from conftest import SANITIZER_MARKERS, WEFT_BIN, bench, free_port
+from conftest import http_url as url
 
 
-def url(weft, path="/"):
-    host, port = weft.addr("http")
-    return f"http://{host}:{port}{path}"
 
 
 def table_rows(out):
@@ -360,12 +348,6 @@ def test_open_loop_sees_a_stall_closed_loop_hides(weft_factory):
 def find_nginx():
     return shutil.which("nginx") or next(
         (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

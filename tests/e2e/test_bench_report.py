@@ -12,22 +12,10 @@ import select
 import subprocess
 import time
 
-from conftest import WEFT_BIN
-
-SANITIZER_MARKERS = ("runtime error", "AddressSanitizer", "LeakSanitizer")
-
-
-def bench(*args, timeout=60):
-    p = subprocess.run([WEFT_BIN, "bench"] + [str(a) for a in args], capture_output=True,
-                       text=True, timeout=timeout)
-    for marker in SANITIZER_MARKERS:
-        assert marker not in p.stderr, p.stderr
-    return p
+from conftest import SANITIZER_MARKERS, WEFT_BIN, bench
+from conftest import http_url as url
 
 
-def url(weft, path="/"):
-    host, port = weft.addr("http")
-    return f"http://{host}:{port}{path}"
 
 
 def read_csv(path):

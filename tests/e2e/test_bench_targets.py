@@ -6,7 +6,8 @@ import json
 import re
 
 from conftest import metric, metrics_until
-from test_bench import bench, errors, field, free_port
+from conftest import bench, free_port
+from test_bench import errors, field
 
 
 def chat_weft(weft_factory, *flags):

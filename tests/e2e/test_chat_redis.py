@@ -11,17 +11,10 @@ import time
 
 import pytest
 
-from conftest import metric, scrape_metrics
+from conftest import free_port, metric, scrape_metrics
 
 E2E = os.path.dirname(os.path.abspath(__file__))
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Redis:
