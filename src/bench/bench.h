@@ -182,6 +182,10 @@ int bench_ws_worker_run(struct bench_worker *w);   /* ws:// (ws_client.c) */
 /* Records one completion at `now` with latency `lat_us` into w's timeline. */
 void bench_timeline_record(struct bench_worker *w, uint64_t now, uint64_t lat_us);
 
+/* Sends p[*off..len) on non-blocking fd until done or the socket is full, advancing *off.
+ * 0, or -1 on an error (errno set). Shared by the worker loops (run.c). */
+int bench_send(int fd, const void *p, size_t len, size_t *off);
+
 /* CLOCK_MONOTONIC in microseconds. */
 uint64_t bench_now_us(void);
 

@@ -157,19 +157,9 @@ static int conn_open(struct client *cl, struct bconn *c)
 /* Writes what the socket takes. 1 when the request ended (an error), else 0. */
 static int conn_write(struct client *cl, struct bconn *c)
 {
-    const struct bench_target *t = cl->t;
-    while (c->woff < t->request_len) {
-        ssize_t n = send(c->fd, t->request + c->woff, t->request_len - c->woff, MSG_NOSIGNAL);
-        if (n > 0) {
-            c->woff += (size_t)n;
-        } else if (n < 0 && errno == EINTR) {
-            continue;
-        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            break;
-        } else {
-            conn_finish(cl, c, BENCH_ERR_WRITE);
-            return 1;
-        }
+    if (bench_send(c->fd, cl->t->request, cl->t->request_len, &c->woff) < 0) {
+        conn_finish(cl, c, BENCH_ERR_WRITE);
+        return 1;
     }
     conn_events(cl, c);
     return 0;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,6 +25,22 @@ uint64_t bench_now_us(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+int bench_send(int fd, const void *p, size_t len, size_t *off)
+{
+    while (*off < len) {
+        ssize_t n = send(fd, (const char *)p + *off, len - *off, MSG_NOSIGNAL);
+        if (n > 0)
+            *off += (size_t)n;
+        else if (n < 0 && errno == EINTR)
+            continue;
+        else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        else
+            return -1;
+    }
+    return 0;
 }
 
 void bench_timeline_record(struct bench_worker *w, uint64_t now, uint64_t lat_us)

@@ -224,18 +224,9 @@ static int conn_flush(struct wclient *cl, struct wconn *c)
 {
     if (c->state == C_CONNECTING || c->state == C_DEAD)
         return c->state == C_DEAD ? -1 : 0;
-    while (c->out_off < c->out_len) {
-        ssize_t k = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
-        if (k > 0) {
-            c->out_off += (size_t)k;
-        } else if (k < 0 && errno == EINTR) {
-            continue;
-        } else if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            break;
-        } else {
-            conn_fail(cl, c, BENCH_ERR_WRITE);
-            return -1;
-        }
+    if (bench_send(c->fd, c->out, c->out_len, &c->out_off) < 0) {
+        conn_fail(cl, c, BENCH_ERR_WRITE);
+        return -1;
     }
     if (c->out_off == c->out_len)
         c->out_off = c->out_len = 0;
