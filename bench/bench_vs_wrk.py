@@ -53,14 +53,14 @@ Then --lat-repeat times (5 x 3 s), in turns:
 Reported: median req/s and the median over the repetitions of each percentile (p50, p90, p99;
 wrk prints 50/75/90/99 %), and the ratios weft bench / wrk (goal: within 10 %, 0.90..1.10).
 
-The tails do not measure the same thing. After the run wrk 4 corrects its closed-loop latencies
-for coordinated omission: with E its mean cycle per connection (run time x connections /
-requests), every sample n >= 2E adds synthetic samples at n - E, n - 2E, ... down to E
-(stats_correct() in wrk's src/stats.c; E is in the JSON as wrk_interval_ms). weft bench closed
-records what it measured and adds nothing (it corrects in open loop, from the schedule). One
-stall of 1 ms at E = 80 us thus puts a dozen samples into wrk's tail and one into weft bench's,
-so on a busy machine wrk's p90 and p99 sit far above weft bench's against the same server, and
-p50 is the figure that compares like with like.
+The tails: after the run wrk 4 corrects its closed-loop latencies for coordinated omission:
+with E its mean cycle per connection (run time x connections / requests), every sample n > 2E
+adds synthetic samples at n - E, n - 2E, ... down to the last above E (stats_correct() in wrk's
+src/stats.c; E is in the JSON as wrk_interval_ms), and it prints only the corrected figures.
+weft bench closed records what it measured; with `--co-correct` (used here) it also reports the
+same correction of the same run. One stall of 1 ms at E = 80 us puts a dozen samples into wrk's
+tail and one into weft bench's measured one, so the like-for-like comparison of p90 and p99 is
+wrk against weft bench's co-corrected row; both are in the tables.
 At these loads a request takes 30-300 us, so a few microseconds of either tool's loop, or one
 preemption by another job on the machine, move the ratios: read them with the other-CPU column.
 
@@ -124,8 +124,8 @@ def run_weft(weft, url, threads, conns, duration, tmp, rps=None):
     if os.path.exists(jpath):
         os.unlink(jpath)
     if rps is None:
-        args = [weft, "bench", "closed", "-t", str(threads), "-c", str(conns), "-d",
-                str(duration)]
+        args = [weft, "bench", "closed", "--co-correct", "-t", str(threads), "-c", str(conns),
+                "-d", str(duration)]
     else:
         args = [weft, "bench", "open", "--rps", f"{rps:.0f}", "--concurrency", str(conns), "-t",
                 str(threads), "-d", str(duration)]
@@ -146,7 +146,11 @@ def run_weft(weft, url, threads, conns, duration, tmp, rps=None):
              errors=j.get("errors_total", 0), self_cpu_pct=j.get("cpu_percent"),
              p50_ms=lat.get("p50", float("nan")), p90_ms=lat.get("p90", float("nan")),
              p99_ms=lat.get("p99", float("nan")), mean_ms=lat.get("mean", float("nan")))
-    if rps is not None:
+    if rps is None:
+        co = j.get("latency_co_corrected_ms", {})
+        r.update(co_p50_ms=co.get("p50", float("nan")), co_p90_ms=co.get("p90", float("nan")),
+                 co_p99_ms=co.get("p99", float("nan")), co_added=j.get("co_added", 0))
+    else:
         unc = j.get("latency_uncorrected_ms", {})
         r.update(target_rps=rps, dropped=j.get("dropped", 0),
                  unc_p50_ms=unc.get("p50", float("nan")), unc_p90_ms=unc.get("p90", float("nan")),
@@ -187,7 +191,8 @@ def summary(runs):
     """Medians over repetitions of one tool at one setting."""
     keys = ["rps", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "cpu_pct", "nginx_cpu_pct",
             "other_cpu_pct"]
-    keys += [k for k in ("unc_p50_ms", "unc_p90_ms", "unc_p99_ms", "dropped") if k in runs[0]]
+    keys += [k for k in ("unc_p50_ms", "unc_p90_ms", "unc_p99_ms", "dropped", "co_p50_ms",
+                         "co_p90_ms", "co_p99_ms", "co_added") if k in runs[0]]
     s = {k: bl.median([r[k] for r in runs]) for k in keys}
     s["runs_rps"] = [round(r["rps"]) for r in runs]
     s["errors"] = sum(r["errors"] for r in runs)
@@ -394,6 +399,11 @@ def report(res):
                              f"open, uncorrected ({m['dropped']:,.0f} dropped)", "", "",
                              f_ms(m["unc_p50_ms"]), f_ms(m["unc_p90_ms"]), f_ms(m["unc_p99_ms"]),
                              "", ""])
+            elif case["tool"] != "wrk" and "co_p50_ms" in m:
+                rows.append([h["threads"], case["conns"], case["tool"],
+                             f"same run, `--co-correct` as wrk ({m['co_added']:,.0f} added)", "",
+                             "", f_ms(m["co_p50_ms"]), f_ms(m["co_p90_ms"]),
+                             f_ms(m["co_p99_ms"]), "", ""])
     print(md_table(["threads", "conns", "tool", "load", "req/s", "of wrk's top", "p50", "p90",
                     "p99", "CPU", "other CPU"], rows))
     print()
@@ -410,9 +420,14 @@ def report(res):
             if case["open_rps"]:
                 pairs = [("open, corrected", ""), ("open, uncorrected", "unc_")]
             elif case["conns"] == h["c_wrk"]:
-                pairs = [(f"closed, same c={case['conns']}", "")]
+                pairs = [(f"closed, same c={case['conns']}, measured", "")]
+                if "co_p50_ms" in m:
+                    pairs.append((f"closed, same c={case['conns']}, co-corrected as wrk", "co_"))
             else:
-                pairs = [(f"closed, c={case['conns']} (its own 50 %)", "")]
+                pairs = [(f"closed, c={case['conns']} (its own 50 %), measured", "")]
+                if "co_p50_ms" in m:
+                    pairs.append((f"closed, c={case['conns']} (its own 50 %), co-corrected",
+                                  "co_"))
             for name, pre in pairs:
                 rs = [ratio(m[f"{pre}p{p}_ms"], wrk[f"p{p}_ms"]) for p in ("50", "90", "99")]
                 rr = ratio(m["rps"], wrk["rps"])

@@ -62,6 +62,9 @@ void bench_print_help(FILE *out)
           "  -H 'Name: value'   a request header, repeatable\n"
           "  -b BODY            request body (sent with Content-Length)\n"
           "  --new-conn         a connection per request (keep-alive is the default)\n"
+          "  --co-correct       closed: also show latency corrected for coordinated omission\n"
+          "                     as wrk does (expected interval E = run time x connections /\n"
+          "                     requests; each answer v > 2E adds samples v-E, v-2E, ... > E)\n"
           "  --subscribers N    ws: receiving clients in the room (default 10)\n"
           "  --size BYTES       tcp: bytes per echo message (default 64); ws: text bytes\n"
           "  --profile NAME     preset: smoke, standard (default) or stress\n"
@@ -311,6 +314,8 @@ static int check_args(struct bench_opts *o)
         return usage_error("%s", "-m, -H and -b are for http:// targets");
     if (o->proto == BENCH_WS && o->new_conn)
         return usage_error("%s", "--new-conn is for http:// and tcp:// targets");
+    if (o->co_correct && (o->cmd != CMD_CLOSED || o->proto == BENCH_WS))
+        return usage_error("%s", "--co-correct is for closed runs of http:// and tcp:// targets");
     if (o->nconcurrencies && o->cmd != CMD_SWEEP)
         return usage_error("%s", "--concurrencies is for sweep");
     if ((o->profile || o->config_path) && o->cmd != CMD_PRESET)
@@ -348,6 +353,8 @@ static int parse_args(struct bench_opts *o, int argc, char **argv)
         const char *a = argv[i];
         if (strcmp(a, "--new-conn") == 0) {
             o->new_conn = 1;
+        } else if (strcmp(a, "--co-correct") == 0) {
+            o->co_correct = 1;
         } else if (strcmp(a, "--strict") == 0) {
             o->strict = 1;
         } else if (strcmp(a, "--quiet") == 0) {

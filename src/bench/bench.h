@@ -61,6 +61,7 @@ struct bench_opts {
     int nheaders;
     const char *body;
     int new_conn;
+    int co_correct; /* closed: also report latency corrected for coordinated omission, as wrk */
     double rps;
     int strict;
     double max_error_rate; /* < 0: not set */

@@ -45,6 +45,22 @@ static int is_open(const struct bench_result *r)
     return r->load.mode == BENCH_OPEN;
 }
 
+/* --co-correct on a closed run: wrk's expected interval (run time x connections / requests, in
+ * microseconds) and the latency corrected with it into *out (caller frees). NULL when the option
+ * is off, the run is open or it answered nothing. */
+static struct hist *co_corrected(const struct bench_opts *o, const struct bench_result *r,
+                                 uint64_t *interval_us)
+{
+    if (!o->co_correct || is_open(r) || r->requests == 0 || r->load.conns <= 0)
+        return NULL;
+    double e = r->elapsed_s * 1e6 * r->load.conns / (double)r->requests;
+    *interval_us = e < 1 ? 1 : (uint64_t)(e + 0.5);
+    struct hist *h = malloc(sizeof(*h));
+    if (h)
+        hist_correct(h, r->lat, *interval_us);
+    return h;
+}
+
 static void print_latency_row(FILE *out, const char *name, const struct hist *h)
 {
     fprintf(out, "  %-12s %9.3f %9.3f %9.3f %9.3f %9.3f\n", name, pct_ms(h, 50), pct_ms(h, 90),
@@ -102,7 +118,17 @@ void bench_print_result(FILE *out, const struct bench_opts *o, const struct benc
         print_latency_row(out, "corrected", r->lat);
         print_latency_row(out, "uncorrected", r->lat_unc);
     } else {
-        print_latency_row(out, o->proto == BENCH_WS ? "fan-out" : "", r->lat);
+        uint64_t e;
+        struct hist *co = co_corrected(o, r, &e);
+        print_latency_row(out, o->proto == BENCH_WS ? "fan-out" : co ? "measured" : "", r->lat);
+        if (co) {
+            print_latency_row(out, "co-corrected", co);
+            fprintf(out,
+                    "co-correction: expected interval %.3f ms (run time x connections / "
+                    "requests), %llu samples added\n",
+                    (double)e / 1e3, (unsigned long long)(co->count - r->lat->count));
+            free(co);
+        }
     }
     fprintf(out, "cpu           %.1f %% of one core\n", r->cpu_pct);
 }
@@ -200,6 +226,14 @@ static json_t *result_json(const struct bench_opts *o, const struct bench_result
     if (!j)
         return NULL;
     json_object_set_new(j, "unanswered", json_integer((json_int_t)r->unanswered));
+    uint64_t e;
+    struct hist *co = co_corrected(o, r, &e);
+    if (co) {
+        json_object_set_new(j, "latency_co_corrected_ms", latency_json(co));
+        json_object_set_new(j, "co_interval_ms", json_real((double)e / 1e3));
+        json_object_set_new(j, "co_added", json_integer((json_int_t)(co->count - r->lat->count)));
+        free(co);
+    }
     if (l->mode == BENCH_OPEN) {
         json_object_set_new(j, "target_rps", json_real(l->rps));
         json_object_set_new(j, "dropped", json_integer((json_int_t)r->dropped));

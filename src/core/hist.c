@@ -152,3 +152,44 @@ uint64_t hist_count_le(const struct hist *h, uint64_t v)
         n += h->counts[idx];
     return n;
 }
+
+void hist_correct(struct hist *dst, const struct hist *src, uint64_t interval)
+{
+    assert(dst != src);
+    *dst = *src;
+    if (interval == 0 || src->count == 0)
+        return;
+    size_t last = bucket_index(src->max);
+    for (size_t i = bucket_index(src->min); i <= last; i++) {
+        uint64_t c = src->counts[i];
+        if (c == 0)
+            continue;
+        /* Every value of the bucket is taken at its middle (exact below 2 * HIST_SUB_BUCKETS). */
+        uint64_t lo = hist_bucket_lo(i), v = lo + (hist_bucket_hi(i) - lo) / 2;
+        if (v < src->min)
+            v = src->min;
+        if (v > src->max)
+            v = src->max;
+        if (v <= 2 * interval)
+            continue;
+        /* The missed samples v - k * interval for k = 1..K, all > interval. */
+        uint64_t k_max = (v - interval - 1) / interval;
+        uint64_t t = v - interval;
+        for (uint64_t k = 1; k <= k_max;) {
+            /* The steps from t downwards that stay in t's bucket, added at once. */
+            size_t j = bucket_index(t);
+            uint64_t n = (t - hist_bucket_lo(j)) / interval + 1;
+            if (n > k_max - k + 1)
+                n = k_max - k + 1;
+            dst->counts[j] += n * c;
+            dst->count += n * c;
+            /* t + (t - interval) + ... + (t - (n - 1) interval), c times */
+            dst->sum += (double)c * ((double)n * (double)t -
+                                     (double)interval * (double)n * (double)(n - 1) / 2.0);
+            uint64_t lowest = t - (n - 1) * interval;
+            dst->min = lowest < dst->min ? lowest : dst->min;
+            k += n;
+            t = lowest - interval;
+        }
+    }
+}

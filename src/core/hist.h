@@ -38,6 +38,12 @@ double hist_mean(const struct hist *h);
  * otherwise within the stated relative error of v). */
 uint64_t hist_count_le(const struct hist *h, uint64_t v);
 
+/* dst = src plus the samples a closed loop did not take while a request was slow, the correction
+ * for coordinated omission that wrk 4 and HdrHistogram apply with an expected interval E (wrk:
+ * run time x connections / requests): every value v > 2E adds values v - E, v - 2E, ... down to
+ * the last one above E, with v's count. Values are taken at their bucket's middle. dst != src. */
+void hist_correct(struct hist *dst, const struct hist *src, uint64_t interval);
+
 /* Bucket index of a value and the range [lo, hi] of values that share a bucket. */
 size_t hist_bucket_of(uint64_t value);
 uint64_t hist_bucket_lo(size_t idx);

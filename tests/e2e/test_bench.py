@@ -97,6 +97,17 @@ def test_json_output(weft, tmp_path):
     assert set(j["latency_ms"]) >= {"p50", "p90", "p99", "p99_9", "max"}
     assert 0 < j["latency_ms"]["p50"] <= j["latency_ms"]["p99"] <= j["latency_ms"]["max"]
 
+    # --co-correct: the table gets a second row, the JSON the corrected figures and E
+    p = bench("closed", "-c", 2, "-n", 50, "--co-correct", "--json", out, url(weft))
+    assert p.returncode == 0, p.stderr
+    assert re.search(r"^  measured +[\d.]+", p.stdout, re.M), p.stdout
+    assert re.search(r"^  co-corrected +[\d.]+", p.stdout, re.M), p.stdout
+    assert re.search(r"^co-correction: expected interval [\d.]+ ms", p.stdout, re.M), p.stdout
+    j = json.loads(out.read_text())
+    assert j["co_interval_ms"] > 0 and j["co_added"] >= 0
+    co = j["latency_co_corrected_ms"]
+    assert j["latency_ms"]["p50"] <= co["p50"] <= co["p99"] <= co["max"] == j["latency_ms"]["max"]
+
     out2 = tmp_path / "o.json"
     p = bench("open", "--rps", 100, "-d", "0.5", "--json", out2, url(weft))
     assert p.returncode == 0, p.stderr
@@ -117,7 +128,9 @@ def test_usage_errors_exit_2():
                  ["open", "-d", "1", "http://127.0.0.1:1/"],
                  ["open", "--rps", "10", "http://127.0.0.1:1/"],
                  ["closed", "-n", "10", "-d", "1", "http://127.0.0.1:1/"],
-                 ["sweep", "http://127.0.0.1:1/"]):
+                 ["sweep", "http://127.0.0.1:1/"],
+                 ["open", "--rps", "10", "-d", "1", "--co-correct", "http://127.0.0.1:1/"],
+                 ["closed", "--co-correct", "--subscribers", "2", "ws://127.0.0.1:1/ws"]):
         p = bench(*args)
         assert p.returncode == 2, (args, p.returncode, p.stdout, p.stderr)
         assert p.stdout == "", args

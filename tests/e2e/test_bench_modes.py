@@ -336,11 +336,23 @@ def test_open_loop_sees_a_stall_closed_loop_hides(weft_factory):
 
     # The same server and stall under a closed loop: each of the 10 connections waits once, so
     # the stall is 10 samples among thousands and vanishes from the p99; only the max shows it.
-    c = run_with_stall(weft, ["closed", "-c", 10, "-d", 4])
+    c = run_with_stall(weft, ["closed", "-c", 10, "-d", 4, "--co-correct"])
     assert c["requests"] > 2000 and c["errors_total"] == 0, c
     assert c["latency_ms"]["max"] >= 0.9 * STALL_S * 1000, c
     assert c["latency_ms"]["p99"] < 0.25 * STALL_S * 1000, c
     assert c["latency_ms"]["p99"] < lat["p99"] / 4, (c, o)
+
+    # --co-correct on the same run, as wrk does: with E = run time x connections / requests
+    # (under 20 ms here), each stalled answer adds the ~1 s / E requests its connection would
+    # have sent, thousands of samples spread over the stall, so the p99 shows it again.
+    e = c["co_interval_ms"]
+    assert abs(e - 1000 * c["duration_s"] * 10 / c["requests"]) <= 0.01 * e + 0.001, c
+    assert e < 20 and c["co_added"] >= 10 * (0.9 * STALL_S * 1000 / e - 2), c
+    co = c["latency_co_corrected_ms"]
+    assert co["p99"] >= 0.5 * STALL_S * 1000, c
+    assert co["max"] == c["latency_ms"]["max"], c
+    # the added samples lie above E: the middle moves up, but stays with the fast answers
+    assert c["latency_ms"]["p50"] <= co["p50"] < 0.1 * STALL_S * 1000, c
 
 
 # ---- against nginx ----
