@@ -33,8 +33,8 @@ def free_port():
         return s.getsockname()[1]
 
 
-def proc_cpu(pid):
-    """utime + stime of a process (all its threads), in seconds; None if it is gone."""
+def proc_cpu_split(pid):
+    """(utime, stime) of a process (all its threads), in seconds; None if it is gone."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             data = f.read()
@@ -42,7 +42,13 @@ def proc_cpu(pid):
         return None
     fields = data[data.rindex(")") + 2:].split()
     # fields[0] is field 3 (state); utime and stime are fields 14 and 15
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+
+
+def proc_cpu(pid):
+    """utime + stime of a process (all its threads), in seconds; None if it is gone."""
+    c = proc_cpu_split(pid)
+    return None if c is None else c[0] + c[1]
 
 
 def children(pid):
@@ -65,6 +71,11 @@ def children(pid):
 def tree_cpu(pids):
     """Summed utime + stime over the given PIDs (processes that have gone count as 0)."""
     return sum(c for c in (proc_cpu(p) for p in pids) if c is not None)
+
+
+def tree_stime(pids):
+    """Summed stime (time in the kernel) over the given PIDs."""
+    return sum(c[1] for c in (proc_cpu_split(p) for p in pids) if c is not None)
 
 
 def machine_cpu():

@@ -134,7 +134,7 @@ def run_wrk(url, conns, duration, pids_fn, headers=(), script=None):
         args += ["-s", script]
     args.append(url)
     pids = pids_fn()
-    cpu0 = bl.tree_cpu(pids)
+    cpu0, sys0 = bl.tree_cpu(pids), bl.tree_stime(pids)
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     m0 = bl.machine_cpu()
     t0 = time.monotonic()
@@ -143,7 +143,8 @@ def run_wrk(url, conns, duration, pids_fn, headers=(), script=None):
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     m1 = bl.machine_cpu()
     # processes that appeared during the run (none expected) count from zero
-    cpu1 = bl.tree_cpu(sorted(set(pids) | set(pids_fn())))
+    pids1 = sorted(set(pids) | set(pids_fn()))
+    cpu1, sys1 = bl.tree_cpu(pids1), bl.tree_stime(pids1)
     out = p.stdout
     r = {"conns": conns, "wrk_rc": p.returncode, "wall_s": wall}
     m = re.search(r"(\d+) requests in ([\d.]+\w+)", out)
@@ -160,6 +161,11 @@ def run_wrk(url, conns, duration, pids_fn, headers=(), script=None):
     m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     r["non2xx"] = int(m.group(1)) if m else 0
     r["server_cpu_s"] = cpu1 - cpu0
+    r["server_sys_s"] = sys1 - sys0
+    # CPU microseconds per request, and the part spent in the kernel (stime; tick-sampled, so
+    # a share, not an exact split)
+    r["cpu_us_per_req"] = 1e6 * r["server_cpu_s"] / r["requests"] if r["requests"] else float("nan")
+    r["sys_share"] = r["server_sys_s"] / r["server_cpu_s"] if r["server_cpu_s"] > 0 else float("nan")
     r["req_per_cpu_s"] = r["requests"] / r["server_cpu_s"] if r["server_cpu_s"] > 0 else float("nan")
     r["wrk_cpu_pct"] = 100 * ((ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)) / wall
     r["server_cpu_pct"] = 100 * r["server_cpu_s"] / wall
@@ -426,10 +432,13 @@ def main():
                 r = pair[name]
                 rows.append([r["workers"], r["case"], r["conns"], name, f"{r['rps']:,.0f}",
                              ms(r["p50_s"]), ms(r["p99_s"]), f"{r['server_cpu_s']:.2f}",
-                             f"{r['req_per_cpu_s']:,.0f}", f"{r['wrk_cpu_pct']:.0f}%",
-                             f"{r['other_cpu_pct']:.0f}%", errs(r)])
+                             f"{r['req_per_cpu_s']:,.0f}",
+                             f"{r.get('cpu_us_per_req', float('nan')):.1f}",
+                             f"{100 * r.get('sys_share', float('nan')):.0f}%",
+                             f"{r['wrk_cpu_pct']:.0f}%", f"{r['other_cpu_pct']:.0f}%", errs(r)])
         print(bl.fmt_table(["workers", "case", "conns", "server", "req/s", "p50 ms", "p99 ms",
-                         "CPU s", "req/CPU-s", "wrk CPU", "other CPU", "errors"], rows))
+                            "CPU s", "req/CPU-s", "CPU µs/req", "in kernel", "wrk CPU",
+                            "other CPU", "errors"], rows))
         print()
         print("Ratio weft / nginx (> 1: weft better)")
         rows = []
