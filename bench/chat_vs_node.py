@@ -1,19 +1,28 @@
 #!/usr/bin/python3
 """Chat fan-out benchmark: weft's chat service beside a Node `ws` broadcast server speaking the
-same protocol, one room, one sender, 1,000 and 10,000 subscribers.
+same protocol, and beside a floor server, one room, one sender, 1,000 and 10,000 subscribers.
 
     bench/chat_vs_node.py [--weft build-bench/weft] [--workers 1,2] [--duration 10]
-                          [--steps '1000:20,1000;10000:2,100'] [--json FILE]
+                          [--steps '1000:20,1000;10000:2,100'] [--no-floor] [--json FILE]
 
-For every server (weft --workers 1, 2; Node) and every room size it reports deliveries/s
-achieved against the target, fan-out latency (receive time - the server's "ts") and end-to-end
-latency (receive time - the sender's scheduled send time), the server's CPU, the load client's
-CPU, the machine's other CPU, and resident memory per connected idle client, in the shared room
-(1 s after the join storm and after --quiet seconds) and with each client alone in its own room;
-then weft/Node ratios against the goals (>= 10x Node's deliveries/s, p99 <= 1/10 of Node's,
-<= 512 B RSS per idle client). A --steps entry without rates ('1000:;10000:') measures memory
-only. See bench/README.md. Everything runs on 127.0.0.1 with ephemeral ports; every process
-started here is stopped by its PID; the default run takes about 5 minutes."""
+The floor server (bench/floor_ws_server.c, compiled here with gcc -O2 -lcrypto) is the least
+work any server could do for this test: one thread, epoll, the frame built once and one
+non-blocking send() per member (a send that would block drops the frame; counted, and noted when
+not 0). Its fan-out p99 is a lower bound for what a one-thread server that writes each member's
+copy can reach on this machine, and the report sets Node's p99 / 10 (the goal) against it: a
+goal below the floor is out of reach here (bench/README.md says what the floor leaves out).
+--no-floor skips it.
+
+For every server (weft --workers 1, 2; Node; the floor) and every room size it reports
+deliveries/s achieved against the target, fan-out latency (receive time - the server's "ts") and
+end-to-end latency (receive time - the sender's scheduled send time), the server's CPU, the load
+client's CPU, the machine's other CPU, and resident memory per connected idle client, in the
+shared room (1 s after the join storm and after --quiet seconds) and with each client alone in
+its own room; then weft/Node ratios against the goals (>= 10x Node's deliveries/s, p99 <= 1/10
+of Node's, <= 512 B RSS per idle client) and the p99 goal against the floor's p99. A --steps
+entry without rates ('1000:;10000:') measures memory only. See bench/README.md. Everything runs
+on 127.0.0.1 with ephemeral ports; every process started here is stopped by its PID; the
+default run takes about 6 minutes."""
 
 import argparse
 import json
@@ -35,6 +44,14 @@ import benchlib as bl  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 NODE_MODULES = os.path.join(bl.REPO, "tests", "e2e", "node_modules")
 NODE_SERVER = os.path.join(HERE, "node_ws_server.js")
+FLOOR_SOURCE = os.path.join(HERE, "floor_ws_server.c")
+
+
+def compile_floor(tmp):
+    exe = os.path.join(tmp, "floor_ws_server")
+    subprocess.run(["gcc", "-O2", "-Wall", "-o", exe, FLOOR_SOURCE, "-lcrypto"], check=True,
+                   timeout=120)
+    return exe
 
 
 def compile_client(tmp):
@@ -80,11 +97,14 @@ class Lines:
                 return line
 
 
-class NodeServer:
-    """bench/node_ws_server.js on an ephemeral port. Stop it with stop()."""
+class ChatServer:
+    """A comparison server on an ephemeral port that prints `listening chat 127.0.0.1:PORT`:
+    bench/node_ws_server.js (kind "node") or bench/floor_ws_server.c's binary (kind "floor").
+    Both take [--no-join-presence] PORT. Stop it with stop()."""
 
-    def __init__(self, node, join_presence, log_path, ready_timeout=15.0):
-        args = [node, NODE_SERVER] + ([] if join_presence else ["--no-join-presence"]) + ["0"]
+    def __init__(self, kind, exe, join_presence, log_path, ready_timeout=15.0):
+        args = ([exe, NODE_SERVER] if kind == "node" else [exe]) + \
+            ([] if join_presence else ["--no-join-presence"]) + ["0"]
         env = dict(os.environ, NODE_PATH=NODE_MODULES)
         self.log_path = log_path
         self.errf = open(log_path, "w+")
@@ -95,11 +115,12 @@ class NodeServer:
         line = Lines(self.proc.stdout).expect("listening chat", ready_timeout)
         if not line:
             self.stop()
-            raise RuntimeError(f"node server did not start: {open(log_path).read()[-2000:]}")
+            raise RuntimeError(f"{kind} server did not start: {open(log_path).read()[-2000:]}")
         self.ports["chat"] = int(line.rsplit(":", 1)[1])
 
     def stop(self):
-        """SIGTERM (Node has no handler: it ends at once), SIGKILL after 5 s."""
+        """SIGTERM (Node has no handler: it ends at once; the floor prints its counts and exits
+        0), SIGKILL after 5 s."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -128,14 +149,14 @@ def weft_chat_metrics(server):
     return {n: unlabeled(t, n) for n in names}
 
 
-def start_server(kind, workers, weft_bin, node_bin, join_presence, tmp, tag):
+def start_server(kind, workers, weft_bin, exe, join_presence, tmp, tag):
     log = os.path.join(tmp, f"{tag}.log")
     if kind == "weft":
         extra = ["--max-connections", "30000", "--chat-max-clients-per-room", "30000",
                  "--chat-max-rooms", "30000"]
         return bl.Weft(weft_bin, workers, extra=extra, services=("chat", "admin"),
                        log_path=log), log
-    return NodeServer(node_bin, join_presence, log), log
+    return ChatServer(kind, exe, join_presence, log), log
 
 
 def stop_server(kind, srv):
@@ -163,7 +184,8 @@ def run_case(a, client, kind, workers, nsubs, rates, tmp, room_each=False):
     """One server, one room size: connect, idle memory, then each rate step. Returns a dict."""
     tag = f"{kind}-w{workers}-n{nsubs}{'-R' if room_each else ''}"
     join_presence = kind == "weft" or room_each or nsubs <= a.node_join_presence_max
-    srv, log = start_server(kind, workers, a.weft, a.node, join_presence, tmp, tag)
+    srv, log = start_server(kind, workers, a.weft, a.floor_exe if kind == "floor" else a.node,
+                            join_presence, tmp, tag)
     res = {"server": kind, "workers": workers, "subscribers": nsubs, "room_each": room_each,
            "join_presence": join_presence, "steps": [], "notes": []}
     cargs = [client, "-t", str(a.threads), "-c", "20", "-s", str(a.settle_timeout)]
@@ -269,9 +291,15 @@ def run_case(a, client, kind, workers, nsubs, rates, tmp, room_each=False):
         cerr.close()
     with open(log) as f:
         text = f.read()
+    m = re.search(r"^floor: (\d+) messages broadcast, (\d+) frames sent, (\d+) dropped .*, "
+                  r"(\d+) cut.*$", text, re.M) if kind == "floor" else None
+    if m:
+        res["floor_counts"] = dict(zip(("messages", "sent", "dropped", "cut"),
+                                       (int(g) for g in m.groups())))
+        text = text.replace(m.group(0), "")
     res["server_log_odd"] = bl.odd_log_lines(text)[:10] if kind == "weft" else \
         [l for l in text.splitlines() if l.strip()][:10]
-    exp_rc = 0 if kind == "weft" else -signal.SIGTERM
+    exp_rc = -signal.SIGTERM if kind == "node" else 0
     if rc != exp_rc:
         res["notes"].append(f"{tag}: server exit status {rc}")
     if res["server_log_odd"]:
@@ -286,6 +314,10 @@ def run_case(a, client, kind, workers, nsubs, rates, tmp, room_each=False):
                 f"{tag} {st['rate']:g} msg/s: delivered {st['delivered']:,} of "
                 f"{st['expected']:,} by {a.drain:g} s after the window" +
                 (f"; {bad}" if bad else ""))
+    if kind == "floor" and (not m or res["floor_counts"]["dropped"] or
+                            res["floor_counts"]["cut"]):
+        res["notes"].append(f"{tag}: floor server's counts: {res.get('floor_counts')} (a frame "
+                            "that would block is dropped, a short write closes the member)")
     if kind == "weft" and res.get("metrics_end"):
         me = res["metrics_end"]
         if me.get("weft_chat_messages_dropped_total") or \
@@ -307,7 +339,7 @@ def parse_steps(s):
 
 
 def label(r):
-    return "node" if r["server"] == "node" else f"weft w{r['workers']}"
+    return r["server"] if r["server"] != "weft" else f"weft w{r['workers']}"
 
 
 def main():
@@ -328,13 +360,16 @@ def main():
                          "its pools once a second to the last second's peak: 1 to 2 s after a "
                          "burst) (default: %(default)s)")
     ap.add_argument("--node-join-presence-max", type=int, default=1000,
-                    help="above this many subscribers Node runs --no-join-presence "
-                         "(default: %(default)s)")
+                    help="above this many subscribers Node and the floor server run "
+                         "--no-join-presence (default: %(default)s)")
     ap.add_argument("--idle-clients", type=int, default=10000,
                     help="clients for the storm-free memory figure (each alone in a room); "
                          "0 skips it")
     ap.add_argument("--threads", type=int, default=1, help="load client threads")
     ap.add_argument("--skip-node", action="store_true")
+    ap.add_argument("--floor", action=argparse.BooleanOptionalAction, default=True,
+                    help="also run bench/floor_ws_server.c, the least work any server could do "
+                         "here, as a third contender (default: on; --no-floor skips it)")
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     a = ap.parse_args()
 
@@ -355,13 +390,15 @@ def main():
         sys.exit(f"chat_vs_node.py: RLIMIT_NOFILE hard limit {nofile[1]} is below "
                  f"{biggest + 100}")
 
-    servers = [("weft", w) for w in workers] + ([] if a.skip_node else [("node", 1)])
+    servers = [("weft", w) for w in workers] + ([] if a.skip_node else [("node", 1)]) + \
+        ([("floor", 1)] if a.floor else [])
     results = {"machine": {"cpus": os.cpu_count(), "nofile": nofile,
                            "kernel": os.uname().release, "loadavg_start": bl.loadavg()},
                "args": vars(a), "cases": [], "idle": [], "notes": []}
     t_start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="weft-chat-bench-") as tmp:
         client = compile_client(tmp)
+        a.floor_exe = compile_floor(tmp) if a.floor else None
         node_ver = "" if a.skip_node else subprocess.run(
             [a.node, "--version"], capture_output=True, text=True, timeout=10).stdout.strip()
         results["machine"]["node"] = node_ver
@@ -387,6 +424,39 @@ def main():
     if a.json:
         with open(a.json, "w") as f:
             json.dump(results, f, indent=2)
+
+
+def floor_report(results):
+    """The goal (Node's fan-out p99 / 10) against the floor server's p99 at the same step: if
+    the goal is below the floor, no server that writes each member's copy from one thread can
+    meet it on this machine (bench/README.md: what the floor leaves out)."""
+    steps = {}  # (subscribers, rate) -> {label: step}
+    for r in results["cases"]:
+        for st in r["steps"]:
+            steps.setdefault((r["subscribers"], st["rate"]), {})[label(r)] = st
+    wefts = sorted({label(r) for r in results["cases"] if r["server"] == "weft"})
+    rows = []
+    for (n, rate), by in steps.items():
+        if "node" not in by or "floor" not in by:
+            continue
+        goal = by["node"]["fanout_us"]["p99"] / 10
+        fl = by["floor"]["fanout_us"]["p99"]
+        rows.append([f"{n:,}", f"{rate:g}", ms(by["node"]["fanout_us"]["p99"]),
+                     f"{goal / 1000:,.2f}", ms(fl), f"{fl / goal:.1f}x" if goal else "-"] +
+                    [f"{by[w]['fanout_us']['p99'] / fl:.2f}x" if w in by and fl else "-"
+                     for w in wefts] +
+                    ["below the floor: out of reach" if goal < fl else "above the floor"])
+    if rows:
+        print()
+        print("The goal against the floor: fan-out p99 goal = Node's p99 / 10, beside the p99 of "
+              "bench/floor_ws_server.c at the same step (one frame, one send() per member, one "
+              "thread: the least work a server can do)")
+        print(bl.fmt_table(["subs", "msg/s", "Node p99 ms", "goal ms", "floor p99 ms",
+                            "floor/goal"] + [f"{w}/floor" for w in wefts] + ["goal"], rows))
+        print("(floor/goal > 1: even the floor's p99 is above the goal, so no one-thread server "
+              "that sends each member its copy meets it on this machine at this step; see "
+              "bench/README.md for what the floor leaves out; weft/floor: weft's p99 over the "
+              "floor's)")
 
 
 def report(results, a):
@@ -473,6 +543,7 @@ def report(results, a):
         print("(at a rate both servers keep up with, deliv/s is the target for both and the "
               "ratio is 1 by construction: the >= 10x goal is read at the rate Node falls "
               "behind)")
+    floor_report(results)
     mem_rows = []
     for r in results["cases"] + results["idle"]:
         if r["server"] != "weft":
