@@ -62,6 +62,8 @@ void bench_print_help(FILE *out)
           "  -H 'Name: value'   a request header, repeatable\n"
           "  -b BODY            request body (sent with Content-Length)\n"
           "  --new-conn         a connection per request (keep-alive is the default)\n"
+          "  --busy-poll US     http, tcp: before sleeping, keep polling for events for up to\n"
+          "                     US microseconds (default 0; see the README)\n"
           "  --co-correct       closed: also show latency corrected for coordinated omission\n"
           "                     as wrk does (expected interval E = run time x connections /\n"
           "                     requests; each answer v > 2E adds samples v-E, v-2E, ... > E)\n"
@@ -226,6 +228,9 @@ static int parse_option(struct bench_opts *o, const char *a, const char *v)
             return usage_error("bad thread count '%s'", v);
         o->threads = (int)n;
         o->threads_set = 1;
+    } else if (strcmp(a, "--busy-poll") == 0) {
+        if (parse_count(v, 1000000, &o->busy_poll_us) < 0)
+            return usage_error("bad --busy-poll microseconds '%s'", v);
     } else if (strcmp(a, "--timeout") == 0) {
         o->timeout_s = parse_seconds(v);
         if (o->timeout_s <= 0)
@@ -314,6 +319,8 @@ static int check_args(struct bench_opts *o)
         return usage_error("%s", "-m, -H and -b are for http:// targets");
     if (o->proto == BENCH_WS && o->new_conn)
         return usage_error("%s", "--new-conn is for http:// and tcp:// targets");
+    if (o->busy_poll_us && o->proto == BENCH_WS)
+        return usage_error("%s", "--busy-poll is for http:// and tcp:// targets");
     if (o->co_correct && (o->cmd != CMD_CLOSED || o->proto == BENCH_WS))
         return usage_error("%s", "--co-correct is for closed runs of http:// and tcp:// targets");
     if (o->nconcurrencies && o->cmd != CMD_SWEEP)
@@ -427,6 +434,7 @@ int bench_target_init(struct bench_target *t, const struct bench_opts *o)
     memset(t, 0, sizeof *t);
     t->proto = o->proto;
     t->new_conn = o->new_conn;
+    t->busy_poll_us = o->busy_poll_us;
     t->head_only = strcmp(o->method, "HEAD") == 0;
     t->timeout_us = (uint64_t)(o->timeout_s * 1e6);
     t->msg_size = o->size;

@@ -62,6 +62,7 @@ struct bench_opts {
     const char *body;
     int new_conn;
     int co_correct; /* closed: also report latency corrected for coordinated omission, as wrk */
+    uint64_t busy_poll_us; /* http, tcp: poll this long before sleeping (0: sleep at once) */
     double rps;
     int strict;
     double max_error_rate; /* < 0: not set */
@@ -91,10 +92,11 @@ struct bench_target {
     /* http: the bytes of one request; ws: the upgrade request; tcp: one message (--size). */
     const char *request;
     size_t request_len;
-    int head_only;       /* method HEAD: responses have no body */
-    int new_conn;        /* a connection per request */
-    uint64_t timeout_us; /* per request */
-    size_t msg_size;     /* ws: text bytes of each message the sender sends */
+    int head_only;         /* method HEAD: responses have no body */
+    int new_conn;          /* a connection per request */
+    uint64_t timeout_us;   /* per request */
+    size_t msg_size;       /* ws: text bytes of each message the sender sends */
+    uint64_t busy_poll_us; /* http, tcp: --busy-poll */
 };
 
 /* One run's load. */
@@ -156,6 +158,7 @@ struct bench_worker {
     uint64_t dropped;    /* open: due while every connection was busy */
     uint64_t deliveries; /* ws: messages received by subscribers */
     uint64_t unanswered; /* requests still in flight when the run ended (not in requests) */
+    uint64_t poll_us;    /* --busy-poll: time spent polling for events instead of sleeping */
     uint64_t status[BENCH_MAX_STATUS];
     struct hist *lat;          /* closed: from send; open: from the scheduled start (corrected);
                                   ws: fan-out latency, send to each subscriber's receipt */
@@ -173,7 +176,8 @@ struct bench_result {
     struct hist *lat, *lat_unc;
     struct bench_timeline *tl;
     double elapsed_s;
-    double cpu_pct; /* the generator's own CPU, % of one core */
+    double cpu_pct;  /* the generator's own CPU, % of one core */
+    double poll_pct; /* --busy-poll: the part of cpu_pct spent polling, % of one core */
 };
 
 /* Worker loops: run one worker's connections to completion. 0, or -1 with w->fail set. */

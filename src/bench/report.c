@@ -130,7 +130,10 @@ void bench_print_result(FILE *out, const struct bench_opts *o, const struct benc
             free(co);
         }
     }
-    fprintf(out, "cpu           %.1f %% of one core\n", r->cpu_pct);
+    fprintf(out, "cpu           %.1f %% of one core", r->cpu_pct);
+    if (o->busy_poll_us)
+        fprintf(out, " (%.1f %% of it polling: --busy-poll)", r->poll_pct);
+    fprintf(out, "\n");
 }
 
 /* A number for a table, or "-" where the column does not apply to the run. */
@@ -226,6 +229,10 @@ static json_t *result_json(const struct bench_opts *o, const struct bench_result
     if (!j)
         return NULL;
     json_object_set_new(j, "unanswered", json_integer((json_int_t)r->unanswered));
+    if (o->busy_poll_us) {
+        json_object_set_new(j, "busy_poll_us", json_integer((json_int_t)o->busy_poll_us));
+        json_object_set_new(j, "busy_poll_percent", json_real(r->poll_pct));
+    }
     uint64_t e;
     struct hist *co = co_corrected(o, r, &e);
     if (co) {

@@ -108,6 +108,15 @@ def test_json_output(weft, tmp_path):
     co = j["latency_co_corrected_ms"]
     assert j["latency_ms"]["p50"] <= co["p50"] <= co["p99"] <= co["max"] == j["latency_ms"]["max"]
 
+    # --busy-poll: the same counts; the CPU line says how much of it went to polling
+    p = bench("closed", "-c", 2, "-n", 300, "-t", 1, "--busy-poll", 200, "--json", out, url(weft))
+    assert p.returncode == 0, p.stderr
+    assert re.search(r"^cpu +[\d.]+ % of one core \([\d.]+ % of it polling", p.stdout, re.M), p.stdout
+    j = json.loads(out.read_text())
+    assert j["requests"] == 300 and j["errors_total"] == 0 and j["busy_poll_us"] == 200
+    # each wait for an answer polls first: some time went to it, never more than the run
+    assert 0 < j["busy_poll_percent"] <= 100.5, j
+
     out2 = tmp_path / "o.json"
     p = bench("open", "--rps", 100, "-d", "0.5", "--json", out2, url(weft))
     assert p.returncode == 0, p.stderr
@@ -130,7 +139,9 @@ def test_usage_errors_exit_2():
                  ["closed", "-n", "10", "-d", "1", "http://127.0.0.1:1/"],
                  ["sweep", "http://127.0.0.1:1/"],
                  ["open", "--rps", "10", "-d", "1", "--co-correct", "http://127.0.0.1:1/"],
-                 ["closed", "--co-correct", "--subscribers", "2", "ws://127.0.0.1:1/ws"]):
+                 ["closed", "--co-correct", "--subscribers", "2", "ws://127.0.0.1:1/ws"],
+                 ["closed", "--busy-poll", "50", "--subscribers", "2", "ws://127.0.0.1:1/ws"],
+                 ["closed", "--busy-poll", "x", "http://127.0.0.1:1/"]):
         p = bench(*args)
         assert p.returncode == 2, (args, p.returncode, p.stdout, p.stderr)
         assert p.stdout == "", args
