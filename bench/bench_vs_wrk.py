@@ -3,7 +3,7 @@
 threads, and latency at about 50 % of that rate.
 
     bench/bench_vs_wrk.py [--weft build-bench/weft] [--threads 1,2] [--conns 50,100]
-                          [--nginx-workers 1] [--duration 5] [--repeat 3]
+                          [--nginx-workers 1] [--busy-poll 50] [--duration 5] [--repeat 3]
                           [--lat-duration 3] [--lat-repeat 5] [--json FILE]
 
 The server. One nginx (Debian's nginx-light, `location = / { return 200 "Hello, World!"; }`,
@@ -22,6 +22,11 @@ weft bench / wrk (goal: >= 1), each tool's own CPU (utime + stime of its process
 over its wall time; % of one core) and per request, the nginx worker's CPU, and *other CPU* (the
 machine's busy time from /proc/stat minus nginx and the tool): the machine is shared, and when
 other CPU is high every figure is low, which is why the tools alternate and medians are taken.
+With --busy-poll US (default 50; 0 leaves it out) `weft bench --busy-poll US` is a third
+contender in the same rotation, in a table of its own with nginx's CPU microseconds per
+request under each tool: on loopback nginx's send runs the client's receive path, waking the
+client's thread included, so the more a client sleeps the more nginx pays per request (wrk,
+busy 99 % of the time, is rarely asleep; weft bench, cheaper per request, often is).
 Beside them, each tool's mean latency and conns / rate, the time one connection's cycle takes by
 Little's law. weft bench's mean equals it: it writes the next request as soon as it has read a
 response, and its clock starts there. wrk's differs both ways: it writes the next request on its
@@ -119,7 +124,10 @@ def run_wrk(url, threads, conns, duration):
     return r
 
 
-def run_weft(weft, url, threads, conns, duration, tmp, rps=None):
+BUSY = "wb --busy-poll"
+
+
+def run_weft(weft, url, threads, conns, duration, tmp, rps=None, busy_poll=0):
     jpath = os.path.join(tmp, "bench.json")
     if os.path.exists(jpath):
         os.unlink(jpath)
@@ -129,9 +137,12 @@ def run_weft(weft, url, threads, conns, duration, tmp, rps=None):
     else:
         args = [weft, "bench", "open", "--rps", f"{rps:.0f}", "--concurrency", str(conns), "-t",
                 str(threads), "-d", str(duration)]
+    if busy_poll:
+        args += ["--busy-poll", str(busy_poll)]
     args += ["--timeout", "5", "--json", jpath, url]
     p = bl.run_rusage(args, duration + 30)
-    r = {"tool": "weft bench", "mode": "closed" if rps is None else "open", "rc": p["rc"],
+    r = {"tool": BUSY if busy_poll else "weft bench", "mode": "closed" if rps is None else "open",
+         "rc": p["rc"],
          "wall_s": p["wall_s"], "cpu_s": p["cpu_s"]}
     try:
         with open(jpath) as f:
@@ -144,6 +155,7 @@ def run_weft(weft, url, threads, conns, duration, tmp, rps=None):
     lat = j.get("latency_ms", {})
     r.update(requests=j.get("requests", 0), rps=j.get("rps", 0.0),
              errors=j.get("errors_total", 0), self_cpu_pct=j.get("cpu_percent"),
+             poll_pct=j.get("busy_poll_percent", 0.0),
              p50_ms=lat.get("p50", float("nan")), p90_ms=lat.get("p90", float("nan")),
              p99_ms=lat.get("p99", float("nan")), mean_ms=lat.get("mean", float("nan")))
     if rps is None:
@@ -163,8 +175,8 @@ def run_weft(weft, url, threads, conns, duration, tmp, rps=None):
 class Bench:
     """Runs either tool against one nginx and adds the CPU figures around each run."""
 
-    def __init__(self, weft, ngx, tmp):
-        self.weft, self.ngx, self.tmp = weft, ngx, tmp
+    def __init__(self, weft, ngx, tmp, busy_poll):
+        self.weft, self.ngx, self.tmp, self.busy_poll = weft, ngx, tmp, busy_poll
         self.url = f"http://127.0.0.1:{ngx.port}/"
 
     def run(self, tool, threads, conns, duration, rps=None):
@@ -173,11 +185,14 @@ class Bench:
         if tool == "wrk":
             r = run_wrk(self.url, threads, conns, duration)
         else:
-            r = run_weft(self.weft, self.url, threads, conns, duration, self.tmp, rps)
+            r = run_weft(self.weft, self.url, threads, conns, duration, self.tmp, rps,
+                         self.busy_poll if tool == BUSY else 0)
         n1, m1 = bl.tree_cpu(pids), bl.machine_cpu()
         wall = r["wall_s"]
         r.update(threads=threads, conns=conns, duration_s=duration,
-                 cpu_pct=100 * r["cpu_s"] / wall, nginx_cpu_pct=100 * (n1 - n0) / wall)
+                 cpu_pct=100 * r["cpu_s"] / wall, nginx_cpu_pct=100 * (n1 - n0) / wall,
+                 nginx_us_per_req=1e6 * (n1 - n0) / r["requests"] if r["requests"] else
+                 float("nan"))
         r["other_cpu_pct"] = max(0.0, 100 * (m1[0] - m0[0]) / wall - r["cpu_pct"]
                                  - r["nginx_cpu_pct"])
         label = f"{tool} {r['mode']} -t {threads} -c {conns}" + (f" --rps {rps:.0f}" if rps else "")
@@ -190,7 +205,7 @@ class Bench:
 def summary(runs):
     """Medians over repetitions of one tool at one setting."""
     keys = ["rps", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "cpu_pct", "nginx_cpu_pct",
-            "other_cpu_pct"]
+            "other_cpu_pct", "nginx_us_per_req"]
     keys += [k for k in ("unc_p50_ms", "unc_p90_ms", "unc_p99_ms", "dropped", "co_p50_ms",
                          "co_p90_ms", "co_p99_ms", "co_added") if k in runs[0]]
     s = {k: bl.median([r[k] for r in runs]) for k in keys}
@@ -209,9 +224,10 @@ def rotate(items, i):
 
 
 def top_rate(b, threads, conns, duration, repeat, order0):
-    runs = {"wrk": [], "weft bench": []}
+    tools = ["wrk", "weft bench"] + ([BUSY] if b.busy_poll else [])
+    runs = {t: [] for t in tools}
     for i in range(repeat):
-        for tool in rotate(["wrk", "weft bench"], order0 + i):
+        for tool in rotate(tools, order0 + i):
             runs[tool].append(b.run(tool, threads, conns, duration))
     return runs
 
@@ -304,7 +320,8 @@ def measure(a, threads, conns):
                            "loadavg_start": bl.loadavg()},
                "wrk": wrk_version.strip(), "nginx": ngx_version, "nginx_workers": a.nginx_workers,
                "duration_s": a.duration, "repeat": a.repeat, "lat_duration_s": a.lat_duration,
-               "lat_repeat": a.lat_repeat, "top": [], "half": [], "notes": []}
+               "lat_repeat": a.lat_repeat, "busy_poll": a.busy_poll, "top": [], "half": [],
+               "notes": []}
     t_start = time.monotonic()
     print(f"# weft bench vs wrk: {os.cpu_count()} CPUs, nginx workers {a.nginx_workers}, "
           f"top rate {a.repeat} x {a.duration} s, 50 % load {a.lat_repeat} x {a.lat_duration} s",
@@ -312,7 +329,7 @@ def measure(a, threads, conns):
     with tempfile.TemporaryDirectory(prefix="weft-bench-vs-wrk-") as tmp:
         ngx = Nginx(tmp, a.nginx_workers)
         try:
-            b = Bench(a.weft, ngx, tmp)
+            b = Bench(a.weft, ngx, tmp, a.busy_poll)
             run_wrk(b.url, 1, 10, 1)  # warm-up
             for k, (t, c) in enumerate(zip(threads, conns)):
                 runs = top_rate(b, t, c, a.duration, a.repeat, k)
@@ -372,9 +389,31 @@ def report(res):
                     "CPU µs/req (wrk / wb)", "nginx CPU (wrk / wb)", "other CPU (wrk / wb)", "mean ms (wrk / wb)",
                     "conns / rate ms (wrk / wb)"], rows))
     print()
+    rows = []
+    for x in res["top"]:
+        if BUSY not in x["median"]:
+            continue
+        w, f, bp = x["median"]["wrk"], x["median"]["weft bench"], x["median"][BUSY]
+        x["ratio_rps_busy_poll"] = ratio(bp["rps"], w["rps"])
+        polled = bl.median([r.get("poll_pct", 0.0) for r in x["runs"][BUSY]])
+        rows.append([x["threads"], x["conns"], f_rps(w["rps"]), f_rps(bp["rps"]),
+                     f"**{x['ratio_rps_busy_poll']:.2f}**",
+                     f"{bp['cpu_pct']:.0f}% ({polled:.0f}% polling)",
+                     " / ".join(f"{m.get('nginx_us_per_req', float('nan')):.1f}"
+                                for m in (w, f, bp)),
+                     f"{bp['other_cpu_pct']:.0f}%"])
+    if rows:
+        print(f"With `--busy-poll {res.get('busy_poll', '?')}` (in the same rotation): the "
+              "generator polls instead of sleeping, so nginx's sends do not wake it.")
+        print()
+        print(md_table(["threads", "conns", "wrk req/s", "wb busy-poll req/s",
+                        "wb busy-poll / wrk", "wb busy-poll CPU",
+                        "nginx CPU µs/req (wrk / wb / wb busy-poll)", "other CPU"], rows))
+        print()
     print("Each run's req/s: " + "; ".join(
-        f"{x['threads']} thread(s): wrk {', '.join(f'{v:,}' for v in x['median']['wrk']['runs_rps'])}"
-        f"; wb {', '.join(f'{v:,}' for v in x['median']['weft bench']['runs_rps'])}"
+        f"{x['threads']} thread(s): " + "; ".join(
+            f"{tool} {', '.join(f'{v:,}' for v in m['runs_rps'])}"
+            for tool, m in x["median"].items())
         for x in res["top"]) + ".")
     print()
     print(f"**At ~50 % of wrk's top rate**: medians of {res['lat_repeat']} runs of "
@@ -455,6 +494,8 @@ def main():
     ap.add_argument("--conns", default="50,100",
                     help="connections for the top rate, one per thread count")
     ap.add_argument("--nginx-workers", type=int, default=1)
+    ap.add_argument("--busy-poll", type=int, default=50, metavar="US",
+                    help="also run weft bench --busy-poll US in the top-rate runs (0: not)")
     ap.add_argument("--duration", type=int, default=5, help="seconds per top-rate run")
     ap.add_argument("--repeat", type=int, default=3, help="top-rate runs per tool")
     ap.add_argument("--lat-duration", type=int, default=3, help="seconds per 50 %% load run")
