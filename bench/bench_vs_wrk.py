@@ -476,6 +476,21 @@ def report(res):
                              ", ".join(within) or "none"])
     print(md_table(["threads", "weft bench", "req/s", "p50", "p90", "p99", "within 10 %"], rows))
     print()
+    # How far each tool's own runs spread: a ratio of medians is only as good as that.
+    spread = []
+    for h in res["half"]:
+        for case in h["cases"]:
+            if case["open_rps"]:
+                continue
+            for key, name in (("p99_ms", "p99"), ("co_p99_ms", "co-corrected p99")):
+                vals = [r[key] for r in case["runs"] if key in r]
+                if vals:
+                    spread.append(f"{h['threads']} thread(s), {case['tool']} c={case['conns']} "
+                                  f"{name}: " + ", ".join(f"{v:.3f}" for v in vals))
+    if spread:
+        print("Each run's p99 in ms (the run-to-run spread of either tool): " + "; ".join(spread)
+              + ".")
+        print()
     print("Sweep (best of two 1 s runs, req/s by connection count): " + "; ".join(
         f"{h['threads']} thread(s), target {h['target_rps']:,.0f}: "
         + ", ".join(f"{tool} " + " ".join(f"{c}:{max(v):,.0f}" for c, v in by_c.items())
