@@ -9,10 +9,12 @@ int loop_init(struct loop *l, const struct poller_ops *ops)
 {
     l->poller.ops = ops;
     l->poller.fd = -1;
+    l->poller.caps = 0;
     l->poller.priv = NULL;
     timer_heap_init(&l->timers);
     l->defer_head = NULL;
     l->defer_tail = &l->defer_head;
+    l->rdata = NULL;
     l->stop = 0;
     loop_update_time(l);
     return ops ? ops->open(&l->poller) : 0;
@@ -111,6 +113,7 @@ int loop_run_once(struct loop *l, int max_wait_ms)
     for (int i = 0; i < n; i++) {
         struct io *io = ev[i].ptr;
         io->res = ev[i].res;
+        l->rdata = ev[i].data;
         io->fn(io, ev[i].events);
     }
     timer_run(&l->timers, l->now_us);
