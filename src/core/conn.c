@@ -95,7 +95,7 @@ void conn_close(struct conn *c)
     loop_forget(&w->loop, &c->io);
     outq_clear(&c->out, &w->pools);
     release_input(c);
-    close(c->io.fd); /* also takes it out of the epoll set */
+    loop_close(&w->loop, &c->io); /* (with epoll, close also takes it out of the set) */
     c->io.fd = -1;
     worker_conn_closed(w, c);
 }

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <time.h>
+#include <unistd.h>
 
 #define LOOP_BATCH 512
 
@@ -40,6 +41,13 @@ int loop_mod(struct loop *l, struct io *io, uint32_t events)
 int loop_del(struct loop *l, struct io *io)
 {
     return l->poller.ops->del(&l->poller, io->fd);
+}
+
+void loop_close(struct loop *l, struct io *io)
+{
+    const struct poller_ops *ops = l->poller.ops;
+    if (!ops || !ops->close_fd || ops->close_fd(&l->poller, io->fd) < 0)
+        close(io->fd);
 }
 
 void loop_defer(struct loop *l, struct deferred *d, deferred_fn fn)

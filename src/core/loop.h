@@ -90,6 +90,10 @@ static inline void loop_forget(struct loop *l, struct io *io)
         l->poller.ops->forget(&l->poller, io->fd);
 }
 
+/* Closes io->fd after loop_forget: with the poller's next wait where it can (no system call of
+ * its own), else at once. */
+void loop_close(struct loop *l, struct io *io);
+
 /* Issues queued reads and writes now. */
 static inline void loop_submit(struct loop *l)
 {

@@ -196,6 +196,9 @@ static void ur_close(struct poller *p)
     struct uring *u = p->priv;
     if (!u)
         return;
+    /* Closes still queued (connections closed as the worker stopped) are done now. */
+    if (u->enabled)
+        io_uring_submit(&u->ring);
     io_uring_queue_exit(&u->ring);
     if (u->br)
         munmap(u->br, u->rmap);
@@ -368,6 +371,19 @@ static void ur_submit(struct poller *p)
     struct uring *u = p->priv;
     if (u->enabled && io_uring_sq_ready(&u->ring))
         io_uring_submit(&u->ring);
+}
+
+static int ur_close_fd(struct poller *p, int fd)
+{
+    struct uring *u = p->priv;
+    struct io_uring_sqe *s;
+    /* Before the first wait the ring cannot take it; a registered fd must be forgotten first. */
+    if (!u->enabled || live_entry(u, fd) || !(s = sqe_get(u)))
+        return -EBUSY;
+    io_uring_prep_close(s, fd);
+    io_uring_sqe_set_data64(s, uring_ud(fd, 0, URING_REMOVE));
+    s->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    return 0;
 }
 
 static int ur_del(struct poller *p, int fd)
@@ -568,4 +584,5 @@ const struct poller_ops poller_uring = {
     .writev = ur_writev,
     .submit = ur_submit,
     .recv = ur_recv,
+    .close_fd = ur_close_fd,
 };

@@ -67,6 +67,9 @@ struct poller_ops {
     /* An EV_RECV registration's receive: on (again) or off. Bytes the kernel received before it
      * stopped still come as EV_DATA. 0 or -errno. */
     int (*recv)(struct poller *p, int fd, int on);
+    /* fd, already forgotten (forget or del), is closed with the next wait. 0, or -EBUSY: the
+     * caller closes it now. */
+    int (*close_fd)(struct poller *p, int fd);
 };
 
 struct poller {

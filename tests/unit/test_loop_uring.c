@@ -521,6 +521,31 @@ static void test_recv_forget_then_close_closes(void **state)
     free(w2);
 }
 
+/* A forgotten fd closed through the ring: still open until the next wait, then closed (the peer
+ * sees the end, the number is free again). */
+static void test_close_through_the_ring(void **state)
+{
+    struct loop *l = *state;
+    NEED_URING(l);
+    int cfd = -1, sfd = -1;
+    assert_int_equal(tcp_pair(&cfd, &sfd), 0);
+    struct watch *w = watch_new(l, sfd);
+    assert_int_equal(loop_add(l, &w->io, EV_IN | EV_OUT | EV_EDGE), 0);
+    loop_run_once(l, 0);
+    loop_forget(l, &w->io);
+    loop_close(l, &w->io);
+    assert_int_equal(fcntl(sfd, F_GETFD), FD_CLOEXEC);
+    loop_run_once(l, 0);
+    assert_int_equal(fcntl(sfd, F_GETFD), -1);
+    assert_int_equal(errno, EBADF);
+    struct timeval tv = {.tv_sec = 2};
+    setsockopt(cfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char buf[4];
+    assert_int_equal(read(cfd, buf, sizeof buf), 0);
+    close(cfd);
+    free(w);
+}
+
 static void on_timer(struct timer *t)
 {
     (void)t;
@@ -559,6 +584,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_recv_stale_completions_give_buffers_back, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_recv_forget_then_close_closes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_through_the_ring, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
