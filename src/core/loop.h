@@ -77,6 +77,12 @@ static inline int loop_can_recv(const struct loop *l)
     return l->poller.ops && (l->poller.caps & POLLER_RECV);
 }
 
+/* Whether the poller accepts for listening sockets registered with EV_ACCEPT. */
+static inline int loop_can_accept(const struct loop *l)
+{
+    return l->poller.ops && (l->poller.caps & POLLER_ACCEPT);
+}
+
 /* Starts or stops the receive of an EV_RECV registration. 0 or -errno. */
 static inline int loop_recv(struct loop *l, struct io *io, int on)
 {

@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "core/poller.h"
 
@@ -45,6 +46,16 @@ unsigned uring_recv_completion(enum uring_rstate st, int want, int32_t res, int 
         (res == -ECANCELED && st == URING_R_CANCEL))
         return want ? URING_RECV_REARM : 0;
     return URING_RECV_REPORT;
+}
+
+unsigned uring_accept_completion(enum uring_rstate st, int want, int32_t res, int more)
+{
+    if (res == -ECANCELED && st == URING_R_CANCEL)
+        return !more && want ? URING_RECV_REARM : 0;
+    int passes = res >= 0 || res == -EMFILE || res == -ENFILE || res == -ENOBUFS ||
+                 res == -ENOMEM || res == -ECONNABORTED || res == -EINTR || res == -EAGAIN ||
+                 res == -EPERM || res == -EPROTO || res == -ETIMEDOUT;
+    return URING_RECV_REPORT | (!more && want && passes ? URING_RECV_REARM : 0);
 }
 
 uint32_t uring_poll_mask(uint32_t events)
@@ -78,8 +89,17 @@ struct uring_fd {
     uint32_t wwant; /* bytes asked of the queued write */
     uint8_t live;
     uint8_t rstate; /* enum uring_rstate */
-    uint8_t rwant;  /* the owner wants a receive (EV_RECV) */
+    uint8_t rwant;  /* the owner wants a receive (EV_RECV) or accept (EV_ACCEPT) */
 };
+
+/* An EV_ACCEPT registration removed while its accept may still report connections the kernel
+ * accepted: they go to its owner until the accept's last completion. */
+struct uring_retired {
+    void *ptr;
+    int fd;
+    uint32_t gen;
+};
+#define URING_RETIRED 16
 
 struct uring {
     struct io_uring ring;
@@ -99,6 +119,8 @@ struct uring {
     int nrecycle;
     uint16_t recycle[URING_RBUFS];
     uint64_t nobufs;
+    int nretired;
+    struct uring_retired retired[URING_RETIRED];
 };
 
 /* The ring starts disabled and is enabled by the first wait: the worker thread that runs the
@@ -183,9 +205,10 @@ static int ur_open(struct poller *p)
         free(u);
         return -ENOSYS;
     }
-    /* Provided buffer rings came with 5.19; without them connections are polled and read. */
+    /* Provided buffer rings and multishot accept came with 5.19; without them connections are
+     * polled and read, listeners polled. */
     if (rbufs_open(u) == 0)
-        p->caps |= POLLER_RECV;
+        p->caps |= POLLER_RECV | POLLER_ACCEPT;
     p->fd = u->ring.ring_fd;
     p->priv = u;
     return 0;
@@ -254,37 +277,52 @@ static struct uring_fd *live_entry(struct uring *u, int fd)
     return fd >= 0 && (size_t)fd < u->nfds && u->fds[fd].live ? &u->fds[fd] : NULL;
 }
 
+/* The multishot request of an EV_RECV (recv into the provided buffers) or EV_ACCEPT
+ * registration. */
 static int arm_recv(struct uring *u, int fd, struct uring_fd *e)
 {
     struct io_uring_sqe *s = sqe_get(u);
     if (!s)
         return -EBUSY;
-    io_uring_prep_recv_multishot(s, fd, NULL, 0, 0);
-    s->flags |= IOSQE_BUFFER_SELECT;
-    s->buf_group = URING_BGID;
-    io_uring_sqe_set_data64(s, uring_ud(fd, e->gen, URING_RECV));
+    if (e->events & EV_ACCEPT) {
+        io_uring_prep_multishot_accept(s, fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        io_uring_sqe_set_data64(s, uring_ud(fd, e->gen, URING_ACCEPT));
+    } else {
+        io_uring_prep_recv_multishot(s, fd, NULL, 0, 0);
+        s->flags |= IOSQE_BUFFER_SELECT;
+        s->buf_group = URING_BGID;
+        io_uring_sqe_set_data64(s, uring_ud(fd, e->gen, URING_RECV));
+    }
     e->rstate = URING_R_ON;
     return 0;
 }
 
-/* Queues the cancellation of the receive; kind URING_CANCEL while the fd stays registered. */
+/* Queues the cancellation of the multishot request; kind URING_CANCEL while the fd stays
+ * registered. */
 static int cancel_recv(struct uring *u, int fd, struct uring_fd *e, enum uring_kind kind)
 {
     struct io_uring_sqe *s = sqe_get(u);
     if (!s)
         return -EBUSY;
-    io_uring_prep_cancel64(s, uring_ud(fd, e->gen, URING_RECV), 0);
+    enum uring_kind target = e->events & EV_ACCEPT ? URING_ACCEPT : URING_RECV;
+    io_uring_prep_cancel64(s, uring_ud(fd, e->gen, target), 0);
     io_uring_sqe_set_data64(s, uring_ud(fd, e->gen, kind));
     s->flags |= IOSQE_CQE_SKIP_SUCCESS;
     e->rstate = URING_R_CANCEL;
     return 0;
 }
 
+/* Whether a registration has a poll request: not EV_ACCEPT, and EV_RECV only for EV_OUT. */
+static int polled(uint32_t events)
+{
+    return !(events & EV_ACCEPT) && (events & (EV_RECV | EV_OUT)) != EV_RECV;
+}
+
 /* The poll request of a registration. EV_RECV: no POLLIN (the receive reports input, EOF and
- * errors itself), and no poll at all without EV_OUT. */
+ * errors itself). */
 static int arm(struct uring *u, int fd, const struct uring_fd *e)
 {
-    if ((e->events & (EV_RECV | EV_OUT)) == EV_RECV)
+    if (!polled(e->events))
         return 0;
     struct io_uring_sqe *s = sqe_get(u);
     if (!s)
@@ -302,11 +340,14 @@ static int arm(struct uring *u, int fd, const struct uring_fd *e)
  * on. */
 static void unregister(struct uring *u, int fd, struct uring_fd *e)
 {
+    /* An accept still in the ring: what it accepted meanwhile goes to the owner (retired). */
+    if ((e->events & EV_ACCEPT) && e->rstate != URING_R_OFF && u->nretired < URING_RETIRED)
+        u->retired[u->nretired++] = (struct uring_retired){.ptr = e->ptr, .fd = fd, .gen = e->gen};
     if (e->rstate == URING_R_ON)
         cancel_recv(u, fd, e, URING_REMOVE);
     e->rstate = URING_R_OFF;
     e->rwant = 0;
-    struct io_uring_sqe *s = (e->events & (EV_RECV | EV_OUT)) == EV_RECV ? NULL : sqe_get(u);
+    struct io_uring_sqe *s = polled(e->events) ? sqe_get(u) : NULL;
     if (s) {
         io_uring_prep_poll_remove(s, uring_ud(fd, e->gen, URING_POLL));
         io_uring_sqe_set_data64(s, uring_ud(fd, e->gen, URING_REMOVE));
@@ -324,14 +365,14 @@ static int ur_add(struct poller *p, int fd, uint32_t events, void *ptr)
         return fd < 0 ? -EBADF : -ENOMEM;
     if (e->live) /* closed without del or forget: drop the old registration */
         unregister(u, fd, e);
-    if ((events & EV_RECV) && !u->br)
+    if ((events & (EV_RECV | EV_ACCEPT)) && !u->br)
         return -EINVAL;
     e->gen = (e->gen + 1) & 0xffffffu;
     e->ptr = ptr;
     e->events = events;
     e->wwant = 0;
     e->rstate = URING_R_OFF;
-    e->rwant = (events & EV_RECV) != 0;
+    e->rwant = (events & (EV_RECV | EV_ACCEPT)) != 0;
     int rc = arm(u, fd, e);
     if (rc == 0 && e->rwant)
         rc = arm_recv(u, fd, e);
@@ -345,12 +386,12 @@ static int ur_mod(struct poller *p, int fd, uint32_t events, void *ptr)
     struct uring_fd *e = live_entry(u, fd);
     if (!e)
         return -ENOENT;
-    if ((events & EV_RECV) && !u->br)
+    if ((events & (EV_RECV | EV_ACCEPT)) && !u->br)
         return -EINVAL;
     unregister(u, fd, e);
     e->ptr = ptr;
     e->events = events;
-    e->rwant = (events & EV_RECV) != 0;
+    e->rwant = (events & (EV_RECV | EV_ACCEPT)) != 0;
     int rc = arm(u, fd, e);
     if (rc == 0 && e->rwant)
         rc = arm_recv(u, fd, e);
@@ -475,6 +516,47 @@ static uint32_t recv_done(struct uring *u, int fd, struct uring_fd *e, int32_t r
     return ev;
 }
 
+/* A multishot accept's completion for a live registration: the events to report (0: none),
+ * re-arming the accept if it ended and is still wanted; EV_HUP once it is over for good. */
+static uint32_t accept_done(struct uring *u, int fd, struct uring_fd *e, int32_t res,
+                            uint32_t flags)
+{
+    int more = (flags & IORING_CQE_F_MORE) != 0;
+    unsigned act = uring_accept_completion(e->rstate, e->rwant, res, more);
+    if (!more)
+        e->rstate = URING_R_OFF;
+    uint32_t ev = act & URING_RECV_REPORT ? EV_ACCEPTED : 0;
+    if (act & URING_RECV_REARM) {
+        if (arm_recv(u, fd, e) < 0)
+            ev |= EV_ACCEPTED | EV_HUP | EV_ERR;
+    } else if (!more) {
+        ev |= EV_ACCEPTED | EV_HUP;
+    }
+    return ev;
+}
+
+/* A multishot accept's completion for a removed registration: its owner gets the connections
+ * and, with the last completion, the end (EV_HUP) if it was retired; otherwise a connection is
+ * closed. Returns the events for *ptr (0: none). */
+static uint32_t accept_retired(struct uring *u, int fd, uint32_t gen, int32_t res, uint32_t flags,
+                               void **ptr)
+{
+    for (int i = 0; i < u->nretired; i++) {
+        struct uring_retired *r = &u->retired[i];
+        if (r->fd != fd || r->gen != gen)
+            continue;
+        *ptr = r->ptr;
+        if (!(flags & IORING_CQE_F_MORE)) {
+            *r = u->retired[--u->nretired];
+            return EV_ACCEPTED | EV_HUP;
+        }
+        return res >= 0 ? EV_ACCEPTED : 0;
+    }
+    if (res >= 0)
+        close(res);
+    return 0;
+}
+
 /* Turns completions into events; stale ones (an old generation of their fd) are dropped. A
  * provided buffer goes back to the ring with the next wait, stale or not. */
 static int reap(struct uring *u, struct poll_event *out, int max)
@@ -502,10 +584,17 @@ static int reap(struct uring *u, struct poll_event *out, int max)
             continue;
         int fd = uring_ud_fd(ud);
         struct uring_fd *e = live_entry(u, fd);
+        int32_t res = cqe->res;
+        if (kind == URING_ACCEPT && (!e || e->gen != uring_ud_gen(ud))) {
+            void *ptr = NULL;
+            uint32_t ev = accept_retired(u, fd, uring_ud_gen(ud), res, cqe->flags, &ptr);
+            if (ev)
+                out[n++] = (struct poll_event){.ptr = ptr, .events = ev, .res = res};
+            continue;
+        }
         if (!e || e->gen != uring_ud_gen(ud))
             continue;
         uint32_t ev;
-        int32_t res = cqe->res;
         if (kind == URING_POLL) {
             if (res < 0) {
                 ev = EV_ERR;
@@ -523,6 +612,9 @@ static int reap(struct uring *u, struct poll_event *out, int max)
                 continue;
         } else if (kind == URING_RECV) {
             if (!(ev = recv_done(u, fd, e, res, cqe->flags)))
+                continue;
+        } else if (kind == URING_ACCEPT) {
+            if (!(ev = accept_done(u, fd, e, res, cqe->flags)))
                 continue;
         } else if (kind == URING_CANCEL) {
             /* The receive could not be cancelled yet (-EALREADY): again, with the next wait. */

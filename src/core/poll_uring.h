@@ -16,6 +16,7 @@ enum uring_kind {
     URING_REMOVE = 4, /* a removal or cancellation as the fd goes (its completion is ignored) */
     URING_RECV = 5,   /* an EV_RECV registration's multishot recv into provided buffers */
     URING_CANCEL = 6, /* a receive stopped by its owner (retried if the kernel could not yet) */
+    URING_ACCEPT = 7, /* an EV_ACCEPT registration's multishot accept */
 };
 
 static inline uint64_t uring_ud(int fd, uint32_t gen, enum uring_kind kind)
@@ -46,10 +47,10 @@ static inline enum uring_kind uring_ud_kind(uint64_t ud)
 #define URING_RBUFS 64
 #define URING_RBUF_SIZE 2048
 
-/* An EV_RECV registration's receive, as the poller sees it. */
+/* An EV_RECV registration's receive (or an EV_ACCEPT one's accept), as the poller sees it. */
 enum uring_rstate {
     URING_R_OFF = 0,    /* none in the ring */
-    URING_R_ON = 1,     /* a multishot recv is in the ring */
+    URING_R_ON = 1,     /* a multishot recv (accept) is in the ring */
     URING_R_CANCEL = 2, /* and its cancellation was queued: its last completion is not back */
 };
 
@@ -63,6 +64,11 @@ enum {
  * or an error of the socket's (the provided buffers ran out, the cancellation of a receive the
  * owner wanted back meanwhile) is re-armed unseen. */
 unsigned uring_recv_completion(enum uring_rstate st, int want, int32_t res, int more);
+
+/* The same for a multishot accept (res: the new fd, or -errno): every connection and every error
+ * but our own cancellation is reported; the accept is re-armed after errors that pass (EMFILE,
+ * ECONNABORTED ...), not after those of the socket itself (EINVAL: it does not listen). */
+unsigned uring_accept_completion(enum uring_rstate st, int want, int32_t res, int more);
 
 struct poller;
 /* How many times a receive ended because the provided buffers ran out (and was re-armed). */

@@ -28,6 +28,15 @@ enum {
      * 0 or -errno nothing more is received. */
     EV_DATA = 1u << 9,
     EV_RMORE = 1u << 10, /* with EV_DATA: the socket holds more bytes (they follow) */
+    /* Registration (pollers with POLLER_ACCEPT), for a listening socket: the poller accepts
+     * connections itself and reports each as EV_ACCEPTED, instead of EV_IN. */
+    EV_ACCEPT = 1u << 11,
+    /* Accepted (EV_ACCEPT): res is the connection's fd (non-blocking, close-on-exec) or -errno
+     * (EMFILE ...; the poller goes on accepting). With EV_HUP: the poller stopped accepting for
+     * good (after del or forget, or an error of the socket's), nothing more comes. Connections
+     * the kernel accepted before del or forget took effect still come, to the same ptr, which
+     * must stay valid until that EV_HUP. */
+    EV_ACCEPTED = 1u << 12,
 };
 
 struct poll_event {
@@ -38,7 +47,8 @@ struct poll_event {
 };
 
 enum {
-    POLLER_RECV = 1u << 0, /* takes EV_RECV registrations */
+    POLLER_RECV = 1u << 0,   /* takes EV_RECV registrations */
+    POLLER_ACCEPT = 1u << 1, /* takes EV_ACCEPT registrations */
 };
 
 struct poller;

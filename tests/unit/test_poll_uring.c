@@ -88,6 +88,25 @@ static void test_recv_completion(void **state)
     assert_int_equal(uring_recv_completion(URING_R_ON, 1, -ECANCELED, 0), report);
 }
 
+static void test_accept_completion(void **state)
+{
+    (void)state;
+    const unsigned report = URING_RECV_REPORT, rearm = URING_RECV_REARM;
+    /* A connection (fd 0 is one too): reported; re-armed if the kernel ended the accept. */
+    assert_int_equal(uring_accept_completion(URING_R_ON, 1, 7, 1), report);
+    assert_int_equal(uring_accept_completion(URING_R_ON, 1, 0, 1), report);
+    assert_int_equal(uring_accept_completion(URING_R_ON, 1, 7, 0), report | rearm);
+    /* Errors that pass: reported (the owner frees a descriptor for EMFILE) and re-armed. */
+    assert_int_equal(uring_accept_completion(URING_R_ON, 1, -EMFILE, 0), report | rearm);
+    assert_int_equal(uring_accept_completion(URING_R_ON, 1, -ECONNABORTED, 0), report | rearm);
+    /* The socket's own: reported, not re-armed (it would fail again at once, forever). */
+    assert_int_equal(uring_accept_completion(URING_R_ON, 1, -EINVAL, 0), report);
+    assert_int_equal(uring_accept_completion(URING_R_ON, 1, -EBADF, 0), report);
+    /* Our cancellation: quietly over. */
+    assert_int_equal(uring_accept_completion(URING_R_CANCEL, 0, -ECANCELED, 0), 0);
+    assert_int_equal(uring_accept_completion(URING_R_ON, 0, 7, 0), report);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -96,6 +115,7 @@ int main(void)
         cmocka_unit_test(test_poll_mask),
         cmocka_unit_test(test_poll_events),
         cmocka_unit_test(test_recv_completion),
+        cmocka_unit_test(test_accept_completion),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
