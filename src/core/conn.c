@@ -52,8 +52,14 @@ struct conn *conn_open(struct worker *w, int fd, int svc, const struct proto *pr
     c->writes = c->writes_mark = 0;
     c->svc = (uint8_t)svc;
     c->next_closed = NULL;
+    /* Where the poller can, it receives for us from the start (no readiness, then a read). */
+    uint32_t events = EV_IN | EV_OUT | EV_EDGE;
+    if (loop_can_recv(&w->loop)) {
+        events = EV_RECV | EV_OUT | EV_EDGE;
+        c->flags |= CONN_RECV | CONN_RON;
+    }
     /* TCP_NODELAY comes from the listener (net_listen). */
-    if (w->loop.poller.ops && loop_add(&w->loop, &c->io, EV_IN | EV_OUT | EV_EDGE) < 0) {
+    if (w->loop.poller.ops && loop_add(&w->loop, &c->io, events) < 0) {
         close(fd);
         c->flags = CONN_CLOSED;
         fpool_put(&w->conns, c);
@@ -89,7 +95,7 @@ void conn_close(struct conn *c)
     loop_forget(&w->loop, &c->io);
     outq_clear(&c->out, &w->pools);
     release_input(c);
-    close(c->io.fd); /* also takes it out of the epoll set */
+    loop_close(&w->loop, &c->io); /* (with epoll, close also takes it out of the set) */
     c->io.fd = -1;
     worker_conn_closed(w, c);
 }
@@ -257,23 +263,30 @@ static void do_linger_read(struct conn *c)
     }
 }
 
-/* Handles what a read into c->in returned (bytes, 0 at EOF, or -errno), synchronous or queued.
- * Returns 1 if reading may go on. */
+/* n bytes were added at the end of c->in: counts them and hands them over. Returns 1 if
+ * reading may go on. */
+static int got_input(struct conn *c, size_t n)
+{
+    c->in_len += (uint32_t)n;
+    c->in->len = c->in_len;
+    ctr_add(&c->w->m->svc[c->svc].bytes_received, (uint64_t)n);
+    /* (Input may come after the protocol held or closed the connection: a queued read, or a
+     * receive that was not stopped yet.) */
+    if (!(c->flags & (CONN_HOLD | CONN_CLOSING)) && deliver(c) < 0)
+        return 0;
+    return 1;
+}
+
+/* Handles what a read into c->in returned (bytes, 0 at EOF, or -errno), synchronous or queued,
+ * or what the poller's receive reported (0 or -errno). Returns 1 if reading may go on. */
 static int read_result(struct conn *c, ssize_t n, size_t room)
 {
-    struct worker *w = c->w;
     if (n > 0) {
-        c->in_len += (uint32_t)n;
-        c->in->len = c->in_len;
-        ctr_add(&w->m->svc[c->svc].bytes_received, (uint64_t)n);
         /* A short read drained the socket: the next byte brings a new edge. Not so for the
          * peer's FIN when it came with the same edge: read on to see the 0. */
         if ((size_t)n < room && !(c->flags & CONN_RDHUP))
             c->flags &= ~CONN_READABLE;
-        /* (A queued read may come back after the protocol held or closed the connection.) */
-        if (!(c->flags & (CONN_HOLD | CONN_CLOSING)) && deliver(c) < 0)
-            return 0;
-        return 1;
+        return got_input(c, (size_t)n);
     }
     if (n == 0) {
         c->flags |= CONN_EOF;
@@ -311,6 +324,8 @@ static void do_read(struct conn *c)
     /* Input left from an earlier turn (a partial request, or pipelined ones behind an answer
      * that came later) is offered again, unless the protocol holds it or is closing. */
     if (!(c->flags & (CONN_HOLD | CONN_CLOSING)) && deliver(c) < 0)
+        return;
+    if (c->flags & CONN_RECV) /* the bytes come to recv_data */
         return;
     for (int turn = 0; (c->flags & CONN_READABLE) && reading_allowed(c); turn++) {
         if (c->out.bytes >= CONN_HIGH_WATERMARK) {
@@ -363,6 +378,56 @@ static void read_done(struct conn *c, int32_t res)
         return;
     }
     read_result(c, res, c->in->cap - c->in_len);
+}
+
+/* The poller received for us (CONN_RECV): res bytes at data (copied: the poller's buffer goes
+ * back to the kernel after this iteration), 0 at EOF, or -errno. more: the socket holds more. */
+static void recv_data(struct conn *c, int32_t res, const char *data, int more)
+{
+    if (res > 0) {
+        /* CONN_READABLE says whether the peer sent what we did not read yet (conn_linger). */
+        c->flags = more ? c->flags | CONN_READABLE : c->flags & ~CONN_READABLE;
+        if (c->flags & CONN_LINGER) /* discarding */
+            return;
+        /* Closing: nobody takes input any more, but the peer is still sending: linger rather
+         * than reset it (bytes that came before the receive stopped). */
+        if (c->flags & CONN_CLOSING) {
+            c->flags |= CONN_UNREAD;
+            return;
+        }
+        /* A full buffer grows geometrically: what arrives while the protocol holds its input (at
+         * most what the receive brought before it stopped) is copied O(n) times, not O(n^2). */
+        size_t want = (size_t)res, pending = c->in ? c->in_len - c->in_off : 0;
+        if (c->in && c->in->cap - c->in_len < want && pending > want)
+            want = pending;
+        if (conn_in_reserve(c, want) < 0) {
+            conn_close(c);
+            return;
+        }
+        memcpy(c->in->data + c->in_len, data, (size_t)res);
+        got_input(c, (size_t)res);
+        return;
+    }
+    if (c->flags & CONN_LINGER) {
+        conn_close(c);
+        return;
+    }
+    read_result(c, res, 0);
+}
+
+/* CONN_RECV: the receive runs while the connection takes input, or discards it while lingering,
+ * and is stopped otherwise (the backpressure: the kernel keeps what we do not take, and TCP slows
+ * the peer down). */
+static void recv_update(struct conn *c)
+{
+    int want = reading_allowed(c) || (c->flags & CONN_LINGER);
+    if (want == ((c->flags & CONN_RON) != 0))
+        return;
+    if (loop_recv(&c->w->loop, &c->io, want) < 0) {
+        conn_close(c);
+        return;
+    }
+    c->flags ^= CONN_RON;
 }
 
 /* A queued write came back with res (short: fewer bytes than asked). */
@@ -428,7 +493,9 @@ static void watermarks(struct conn *c)
 static void conn_step(struct conn *c)
 {
     if (c->flags & CONN_LINGER) {
-        if ((c->flags & CONN_READABLE) && !(c->flags & CONN_RPENDING))
+        if (c->flags & CONN_RECV)
+            recv_update(c);
+        else if ((c->flags & CONN_READABLE) && !(c->flags & CONN_RPENDING))
             do_linger_read(c);
         return;
     }
@@ -448,6 +515,8 @@ static void conn_step(struct conn *c)
     } else if (!(c->flags & (CONN_WBLOCKED | CONN_WPENDING))) {
         loop_defer(&c->w->loop, &c->work, conn_work);
     }
+    if ((c->flags & (CONN_RECV | CONN_CLOSED)) == CONN_RECV)
+        recv_update(c);
 }
 
 static void conn_work(struct deferred *d)
@@ -462,6 +531,14 @@ void conn_io(struct io *io, uint32_t events)
     struct conn *c = (struct conn *)io;
     if (c->flags & CONN_CLOSED)
         return;
+    if (events & EV_DATA) {
+        recv_data(c, io->res, c->w->loop.rdata, (events & EV_RMORE) != 0);
+        if (!(c->flags & CONN_CLOSED) && (events & EV_ERR))
+            conn_close(c); /* the receive could not be re-armed */
+        if (!(c->flags & CONN_CLOSED))
+            conn_step(c);
+        return;
+    }
     if (events & (EV_RDONE | EV_WDONE)) {
         if (events & EV_RDONE)
             read_done(c, io->res);

@@ -1,9 +1,11 @@
 /* conn: a connection: an fd, its state flags, a pooled input buffer (held only while bytes are
  * pending), an output queue and a protocol's callback table.
  *
- * The core reads (edge-triggered, until EAGAIN or a short read), hands the bytes to the protocol,
- * and writes the output queue at the end of the loop iteration. Past the high watermark of unsent
- * bytes it stops reading from that peer; under the low watermark it reads again. */
+ * The core reads (edge-triggered, until EAGAIN or a short read), or, where the poller receives
+ * for it (io_uring), copies what each receive brought into the input buffer; it hands the bytes to
+ * the protocol and writes the output queue at the end of the loop iteration. Past the high
+ * watermark of unsent bytes it stops reading from that peer (or stops the receive); under the low
+ * watermark it reads again. */
 #ifndef WEFT_CORE_CONN_H
 #define WEFT_CORE_CONN_H
 
@@ -48,6 +50,8 @@ enum {
     CONN_UNREAD = 1u << 9,    /* the peer may still be sending (a refused body): linger */
     CONN_RPENDING = 1u << 10, /* a queued read (io_uring) into c->in is not back yet */
     CONN_WPENDING = 1u << 11, /* a queued write of the output queue's head is not back yet */
+    CONN_RECV = 1u << 12,     /* the poller receives for us (EV_RECV): no reads of our own */
+    CONN_RON = 1u << 13,      /* with CONN_RECV: we asked for the receive to run */
 };
 
 #define CONN_HIGH_WATERMARK (256u * 1024u)

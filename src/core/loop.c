@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <time.h>
+#include <unistd.h>
 
 #define LOOP_BATCH 512
 
@@ -9,10 +10,12 @@ int loop_init(struct loop *l, const struct poller_ops *ops)
 {
     l->poller.ops = ops;
     l->poller.fd = -1;
+    l->poller.caps = 0;
     l->poller.priv = NULL;
     timer_heap_init(&l->timers);
     l->defer_head = NULL;
     l->defer_tail = &l->defer_head;
+    l->rdata = NULL;
     l->stop = 0;
     loop_update_time(l);
     return ops ? ops->open(&l->poller) : 0;
@@ -38,6 +41,13 @@ int loop_mod(struct loop *l, struct io *io, uint32_t events)
 int loop_del(struct loop *l, struct io *io)
 {
     return l->poller.ops->del(&l->poller, io->fd);
+}
+
+void loop_close(struct loop *l, struct io *io)
+{
+    const struct poller_ops *ops = l->poller.ops;
+    if (!ops || !ops->close_fd || ops->close_fd(&l->poller, io->fd) < 0)
+        close(io->fd);
 }
 
 void loop_defer(struct loop *l, struct deferred *d, deferred_fn fn)
@@ -111,6 +121,7 @@ int loop_run_once(struct loop *l, int max_wait_ms)
     for (int i = 0; i < n; i++) {
         struct io *io = ev[i].ptr;
         io->res = ev[i].res;
+        l->rdata = ev[i].data;
         io->fn(io, ev[i].events);
     }
     timer_run(&l->timers, l->now_us);

@@ -98,6 +98,7 @@ static int ep_wait(struct poller *p, struct poll_event *out, int max, int64_t ti
         out[i].ptr = ev[i].data.ptr;
         out[i].events = r;
         out[i].res = 0;
+        out[i].data = NULL;
     }
     return n;
 }

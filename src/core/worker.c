@@ -89,38 +89,69 @@ static void accept_emfile(struct worker *w, struct listener *l)
     w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
+static void accept_failed(struct worker *w, struct listener *l, int err)
+{
+    if (err == EMFILE || err == ENFILE)
+        accept_emfile(w, l);
+    else if (err != EAGAIN && err != EINTR && err != ECONNABORTED && err != ECANCELED)
+        log_warn("accept on %s: %s", w->srv->services[l->svc]->name, strerror(err));
+}
+
+/* A connection accepted on l: counted against --max-connections, then opened. */
+static struct conn *accepted(struct worker *w, struct listener *l, int fd)
+{
+    struct server *srv = w->srv;
+    const struct service *s = srv->services[l->svc];
+    int active = __atomic_add_fetch(&srv->active[l->svc], 1, __ATOMIC_RELAXED);
+    if (active > w->cfg->max_connections) {
+        __atomic_sub_fetch(&srv->active[l->svc], 1, __ATOMIC_RELAXED);
+        refuse(w, l->svc, fd, REJECT_MAX_CONNECTIONS);
+        return NULL;
+    }
+    struct conn *c = conn_open(w, fd, l->svc, s->proto);
+    if (!c) {
+        __atomic_sub_fetch(&srv->active[l->svc], 1, __ATOMIC_RELAXED);
+        return NULL;
+    }
+    w->open_conns[l->svc]++;
+    ctr_add(&w->m->svc[l->svc].connections_total, 1);
+    if (s->on_open)
+        s->on_open(c);
+    return c;
+}
+
+static void shutdown_conn(struct conn *c, void *arg);
+
 static void listener_io(struct io *io, uint32_t events)
 {
     struct listener *l = (struct listener *)io;
     struct worker *w = l->w;
-    struct server *srv = w->srv;
-    const struct service *s = srv->services[l->svc];
+    /* The poller accepted (EV_ACCEPT): one connection, or an error. One that the kernel
+     * accepted before a drain closed the listener is shut down like those the drain found. */
+    if (events & EV_ACCEPTED) {
+        if (events & EV_HUP)
+            l->accepting = 0;
+        if (events & EV_ERR) /* the ring could not take the accept again */
+            log_warn("accept on %s: not accepting any more", w->srv->services[l->svc]->name);
+        if (io->res < 0) {
+            accept_failed(w, l, -io->res);
+            return;
+        }
+        struct conn *c = accepted(w, l, io->res);
+        if (c && w->draining && !(c->flags & CONN_CLOSED))
+            shutdown_conn(c, NULL);
+        return;
+    }
     for (int i = 0; i < ACCEPT_BATCH; i++) {
         int fd = accept4(io->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno == EMFILE || errno == ENFILE)
-                accept_emfile(w, l);
-            else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-                log_warn("accept on %s: %s", s->name, strerror(errno));
-            if (errno != EINTR && errno != ECONNABORTED)
+            int err = errno;
+            accept_failed(w, l, err);
+            if (err != EINTR && err != ECONNABORTED)
                 return;
             continue;
         }
-        int active = __atomic_add_fetch(&srv->active[l->svc], 1, __ATOMIC_RELAXED);
-        if (active > w->cfg->max_connections) {
-            __atomic_sub_fetch(&srv->active[l->svc], 1, __ATOMIC_RELAXED);
-            refuse(w, l->svc, fd, REJECT_MAX_CONNECTIONS);
-            continue;
-        }
-        struct conn *c = conn_open(w, fd, l->svc, s->proto);
-        if (!c) {
-            __atomic_sub_fetch(&srv->active[l->svc], 1, __ATOMIC_RELAXED);
-            continue;
-        }
-        w->open_conns[l->svc]++;
-        ctr_add(&w->m->svc[l->svc].connections_total, 1);
-        if (s->on_open)
-            s->on_open(c);
+        accepted(w, l, fd);
     }
 }
 
@@ -134,10 +165,11 @@ void worker_conn_closed(struct worker *w, struct conn *c)
 
 /* ---- draining ---- */
 
+/* Connections open, or a closed listener's accept may still report some the kernel took. */
 static int worker_busy(const struct worker *w)
 {
     for (int s = 0; s < SVC_COUNT; s++)
-        if (s != SVC_ADMIN && w->open_conns[s] > 0)
+        if (s != SVC_ADMIN && (w->open_conns[s] > 0 || w->listeners[s].accepting))
             return 1;
     return 0;
 }
@@ -344,7 +376,9 @@ int worker_init(struct worker *w, struct server *srv, int id)
         l->io.fd = srv->listen_fds[s][id];
         l->io.fn = listener_io;
         srv->listen_fds[s][id] = -1;
-        if ((rc = loop_add(&w->loop, &l->io, EV_IN)) < 0)
+        /* io_uring accepts itself (multishot): no readiness, then accept4, per connection. */
+        l->accepting = loop_can_accept(&w->loop);
+        if ((rc = loop_add(&w->loop, &l->io, l->accepting ? EV_ACCEPT : EV_IN)) < 0)
             return rc;
     }
     return 0;

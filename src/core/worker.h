@@ -37,6 +37,7 @@ struct listener {
     struct worker *w;
     int svc;
     int paused;
+    int accepting; /* EV_ACCEPT: the poller may still report connections (until EV_HUP) */
 };
 
 struct worker {

@@ -247,7 +247,11 @@ static int http_data(struct conn *c)
                     hc->continue_sent = 1;
                     conn_push_static(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
                 }
-                /* Grow geometrically: a large chunked body costs O(n), not O(n^2). */
+                /* Grow geometrically, and only once the room left is short: a large chunked
+                 * body costs O(n), not O(n^2), also when it arrives in small pieces (the
+                 * io_uring receives bring at most a provided buffer's worth each). */
+                if (c->in->cap - c->in_len >= 4096)
+                    return 0;
                 return want_bytes(c, avail + (avail > 4096 ? avail : 4096)) < 0 ? -1 : 0;
             }
             body = b;
