@@ -176,8 +176,8 @@ struct bench_result {
     struct hist *lat, *lat_unc;
     struct bench_timeline *tl;
     double elapsed_s;
-    double cpu_pct;  /* the generator's own CPU, % of one core */
-    double poll_pct; /* --busy-poll: the part of cpu_pct spent polling, % of one core */
+    double cpu_pct;   /* the generator's own CPU, % of one core */
+    uint64_t poll_us; /* --busy-poll: time the threads spent polling, a part of cpu_pct */
 };
 
 /* Worker loops: run one worker's connections to completion. 0, or -1 with w->fail set. */

@@ -61,6 +61,12 @@ static struct hist *co_corrected(const struct bench_opts *o, const struct bench_
     return h;
 }
 
+/* --busy-poll: the time spent polling, % of one core over the run. */
+static double poll_pct(const struct bench_result *r)
+{
+    return r->elapsed_s > 0 ? (double)r->poll_us / 1e6 / r->elapsed_s * 100 : 0.0;
+}
+
 static void print_latency_row(FILE *out, const char *name, const struct hist *h)
 {
     fprintf(out, "  %-12s %9.3f %9.3f %9.3f %9.3f %9.3f\n", name, pct_ms(h, 50), pct_ms(h, 90),
@@ -132,7 +138,7 @@ void bench_print_result(FILE *out, const struct bench_opts *o, const struct benc
     }
     fprintf(out, "cpu           %.1f %% of one core", r->cpu_pct);
     if (o->busy_poll_us)
-        fprintf(out, " (%.1f %% of it polling: --busy-poll)", r->poll_pct);
+        fprintf(out, " (%.1f %% of it polling: --busy-poll)", poll_pct(r));
     fprintf(out, "\n");
 }
 
@@ -231,7 +237,7 @@ static json_t *result_json(const struct bench_opts *o, const struct bench_result
     json_object_set_new(j, "unanswered", json_integer((json_int_t)r->unanswered));
     if (o->busy_poll_us) {
         json_object_set_new(j, "busy_poll_us", json_integer((json_int_t)o->busy_poll_us));
-        json_object_set_new(j, "busy_poll_percent", json_real(r->poll_pct));
+        json_object_set_new(j, "busy_poll_percent", json_real(poll_pct(r)));
     }
     uint64_t e;
     struct hist *co = co_corrected(o, r, &e);

@@ -161,7 +161,7 @@ static void merge(struct bench_result *r, const struct bench_worker *w)
     r->dropped += w->dropped;
     r->deliveries += w->deliveries;
     r->unanswered += w->unanswered;
-    r->poll_pct += (double)w->poll_us; /* microseconds here; a share of the run below */
+    r->poll_us += w->poll_us;
     for (int k = 0; k < BENCH_ERR_KINDS; k++)
         r->errors[k] += w->errors[k];
     for (int s = 0; s < BENCH_MAX_STATUS; s++)
@@ -269,7 +269,6 @@ static int run_once(const struct bench_opts *o, const struct bench_target *t,
         r->cpu_pct = r->elapsed_s > 0 ? (cpu_seconds() - cpu0) / r->elapsed_s * 100 : 0;
         for (int i = 0; i < nt; i++)
             merge(r, &ths[i].w);
-        r->poll_pct = r->elapsed_s > 0 ? r->poll_pct / 1e6 / r->elapsed_s * 100 : 0;
         for (int k = 0; k < BENCH_ERR_KINDS; k++)
             r->errors_total += r->errors[k];
     }

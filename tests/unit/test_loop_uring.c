@@ -312,6 +312,17 @@ static struct watch *watch_new(struct loop *l, int fd)
     return w;
 }
 
+/* A connected TCP pair whose accepted end is registered with `events` and watched; the client
+ * end in *cfd. */
+static struct watch *watch_tcp(struct loop *l, uint32_t events, int *cfd)
+{
+    int sfd = -1;
+    assert_int_equal(tcp_pair(cfd, &sfd), 0);
+    struct watch *w = watch_new(l, sfd);
+    assert_int_equal(loop_add(l, &w->io, events), 0);
+    return w;
+}
+
 /* Runs the loop until w has got n bytes (or ended), at most about a second. */
 static void run_until(struct loop *l, struct watch *w, size_t n)
 {
@@ -323,10 +334,9 @@ static void test_recv_data_and_eof(void **state)
 {
     struct loop *l = *state;
     NEED_RECV(l);
-    int cfd = -1, sfd = -1;
-    assert_int_equal(tcp_pair(&cfd, &sfd), 0);
-    struct watch *w = watch_new(l, sfd);
-    assert_int_equal(loop_add(l, &w->io, EV_RECV | EV_OUT | EV_EDGE), 0);
+    int cfd = -1;
+    struct watch *w = watch_tcp(l, EV_RECV | EV_OUT | EV_EDGE, &cfd);
+    int sfd = w->io.fd;
     /* Registering reports writable once; no input readiness ever. */
     loop_run_once(l, 1000);
     assert_int_equal(w->calls, 1);
@@ -367,10 +377,9 @@ static void test_recv_stop_and_start(void **state)
 {
     struct loop *l = *state;
     NEED_RECV(l);
-    int cfd = -1, sfd = -1;
-    assert_int_equal(tcp_pair(&cfd, &sfd), 0);
-    struct watch *w = watch_new(l, sfd);
-    assert_int_equal(loop_add(l, &w->io, EV_RECV | EV_OUT | EV_EDGE), 0);
+    int cfd = -1;
+    struct watch *w = watch_tcp(l, EV_RECV | EV_OUT | EV_EDGE, &cfd);
+    int sfd = w->io.fd;
     loop_run_once(l, 0);
     /* Stopped: what arrives stays in the socket (the peer's window fills, not our memory). */
     assert_int_equal(loop_recv(l, &w->io, 0), 0);
@@ -484,10 +493,9 @@ static void test_recv_stale_completions_give_buffers_back(void **state)
         close(sv[1]);
         free(w);
     }
-    int cfd = -1, sfd = -1;
-    assert_int_equal(tcp_pair(&cfd, &sfd), 0);
-    struct watch *w = watch_new(l, sfd);
-    assert_int_equal(loop_add(l, &w->io, EV_RECV | EV_EDGE), 0);
+    int cfd = -1;
+    struct watch *w = watch_tcp(l, EV_RECV | EV_EDGE, &cfd);
+    int sfd = w->io.fd;
     assert_int_equal(write(cfd, "ok", 2), 2);
     run_until(l, w, 2);
     assert_int_equal(w->got_len, 2);
@@ -503,10 +511,9 @@ static void test_recv_forget_then_close_closes(void **state)
 {
     struct loop *l = *state;
     NEED_RECV(l);
-    int cfd = -1, sfd = -1;
-    assert_int_equal(tcp_pair(&cfd, &sfd), 0);
-    struct watch *w = watch_new(l, sfd);
-    assert_int_equal(loop_add(l, &w->io, EV_RECV | EV_OUT | EV_EDGE), 0);
+    int cfd = -1;
+    struct watch *w = watch_tcp(l, EV_RECV | EV_OUT | EV_EDGE, &cfd);
+    int sfd = w->io.fd;
     loop_run_once(l, 0);
     loop_forget(l, &w->io);
     close(sfd);
@@ -543,10 +550,9 @@ static void test_close_through_the_ring(void **state)
 {
     struct loop *l = *state;
     NEED_URING(l);
-    int cfd = -1, sfd = -1;
-    assert_int_equal(tcp_pair(&cfd, &sfd), 0);
-    struct watch *w = watch_new(l, sfd);
-    assert_int_equal(loop_add(l, &w->io, EV_IN | EV_OUT | EV_EDGE), 0);
+    int cfd = -1;
+    struct watch *w = watch_tcp(l, EV_IN | EV_OUT | EV_EDGE, &cfd);
+    int sfd = w->io.fd;
     loop_run_once(l, 0);
     loop_forget(l, &w->io);
     loop_close(l, &w->io);
