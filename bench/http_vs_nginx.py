@@ -4,10 +4,12 @@ CPU seconds and requests per CPU-second; /sleep and POST /reverse on weft; optio
 instructions per request of both under valgrind's callgrind.
 
     bench/http_vs_nginx.py [--weft build-bench/weft] [--workers 1,2] [--duration 10]
-                           [--callgrind] [--uring] [--json FILE]
+                           [--repeat 3] [--callgrind] [--uring] [--json FILE]
 
-See bench/README.md. Everything runs on 127.0.0.1 with ephemeral ports; every process started here
-is stopped by its PID; the default run takes about three minutes, 3.5 with --callgrind."""
+The GET / comparison runs --repeat rounds per case, the servers' order alternating, and reports
+the medians and the range of the per-round ratios. See bench/README.md. Everything runs on
+127.0.0.1 with ephemeral ports; every process started here is stopped by its PID; the default run
+takes about seven minutes, 7.5 with --callgrind."""
 
 import argparse
 import json
@@ -26,6 +28,14 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib as bl  # noqa: E402
+
+# the project's goal: weft's req/CPU-s at least this many times nginx's
+GOAL_REQ_PER_CPU = 1.5
+
+# the figures of one run whose median over the rounds stands for a server in a case
+MEDIAN_KEYS = ("rps", "p50_s", "p99_s", "requests", "wall_s", "server_cpu_s", "server_sys_s",
+               "cpu_us_per_req", "sys_share", "req_per_cpu_s", "wrk_cpu_pct", "server_cpu_pct",
+               "other_cpu_pct")
 
 REVERSE_LUA = """wrk.method = "POST"
 wrk.body = '{"a":"hello","b":"world"}'
@@ -175,6 +185,60 @@ def run_wrk(url, conns, duration, pids_fn, headers=(), script=None, threads=1):
     if p.returncode != 0 or not r["requests"]:
         r["wrk_output"] = out + p.stderr
     return r
+
+
+# ---- rounds ----
+
+def med(xs):
+    """bl.median of the values that are numbers (nan when none is)."""
+    xs = [x for x in xs if x == x]
+    return bl.median(xs) if xs else float("nan")
+
+
+def summarize(runs):
+    """One server's runs of one case as one dict: the median of each figure over the rounds,
+    the errors summed, and every run under "runs"."""
+    s = {k: runs[0][k] for k in ("server", "workers", "case", "conns")}
+    s.update({k: med([r[k] for r in runs]) for k in MEDIAN_KEYS})
+    s["socket_errors"] = {k: sum(r["socket_errors"].get(k, 0) for r in runs)
+                          for k in ("connect", "read", "write", "timeout")}
+    s["non2xx"] = sum(r["non2xx"] for r in runs)
+    s["wrk_rc"] = next((r["wrk_rc"] for r in runs if r["wrk_rc"]), 0)
+    s["runs"] = runs
+    return s
+
+
+def compare_case(servers, i, case, workers, a):
+    """Case i of the GET / comparison, a.repeat rounds of one wrk run per server. Returns
+    {server: summarize(its runs)}."""
+    label, conns, hdrs = case
+    names = list(servers)
+    runs = {name: [] for name in names}
+    for rnd in range(a.repeat):
+        # alternate which server goes first, by case and by round, so slow drift of the
+        # machine's load does not always favour the same one
+        order = names if (i + rnd) % 2 == 0 else names[::-1]
+        for name in order:
+            base, pids = servers[name]
+            r = run_wrk(base + "/", conns, a.duration, pids, headers=hdrs)
+            r.update(server=name, workers=workers, case=label, round=rnd)
+            runs[name].append(r)
+            print(f"  ran {name} workers={workers} {label} c={conns} round {rnd + 1}/{a.repeat}: "
+                  f"{r['rps']:.0f} req/s", file=sys.stderr, flush=True)
+    return {name: summarize(rs) for name, rs in runs.items()}
+
+
+def ratio_of(x, y):
+    return x / y if y else float("nan")
+
+
+def round_ratios(pair, name, key):
+    """pair[name][key] / nginx's, round by round (the runs of a round ran side by side)."""
+    return [ratio_of(w[key], n[key]) for w, n in zip(pair[name]["runs"], pair["nginx"]["runs"])]
+
+
+def span(xs):
+    return f"{min(xs):.2f}–{max(xs):.2f}"
 
 
 # ---- callgrind ----
@@ -340,6 +404,8 @@ def main():
     ap.add_argument("--weft", default=bl.DEFAULT_WEFT, help="weft binary (default: %(default)s)")
     ap.add_argument("--workers", default="1,2", help="comma-separated worker counts")
     ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="rounds of the GET / comparison per case; medians reported")
     ap.add_argument("--callgrind", action="store_true", help="also count instructions/request")
     ap.add_argument("--callgrind-requests", type=int, default=20000)
     ap.add_argument("--callgrind-only", action="store_true", help="skip the wrk runs")
@@ -348,6 +414,8 @@ def main():
                     help="also run weft --io uring as a third server in every comparison")
     a = ap.parse_args()
 
+    if a.repeat < 1:
+        sys.exit("http_vs_nginx.py: --repeat must be at least 1")
     workers = [int(w) for w in a.workers.split(",")]
     bl.raise_nofile()
     need = ["wrk", "nginx"] + (["valgrind"] if a.callgrind or a.callgrind_only else [])
@@ -358,10 +426,11 @@ def main():
         sys.exit(f"http_vs_nginx.py: no weft binary at {a.weft} (build it first)")
 
     results = {"machine": {"cpus": os.cpu_count(), "kernel": os.uname().release},
-               "duration_s": a.duration, "compare": [], "weft_only": [], "notes": []}
+               "duration_s": a.duration, "repeat": a.repeat, "compare": [], "weft_only": [],
+               "notes": []}
     t_start = time.monotonic()
-    print(f"# weft vs nginx: {os.cpu_count()} CPUs, wrk -t1 -d{a.duration}s, weft {a.weft}",
-          flush=True)
+    print(f"# weft vs nginx: {os.cpu_count()} CPUs, wrk -t1 -d{a.duration}s, "
+          f"{a.repeat} rounds, weft {a.weft}", flush=True)
     with tempfile.TemporaryDirectory(prefix="weft-http-bench-") as tmp:
         lua = os.path.join(tmp, "reverse.lua")
         with open(lua, "w") as f:
@@ -384,22 +453,10 @@ def main():
                 if wuring:
                     servers["weft-uring"] = (f"http://127.0.0.1:{wuring.ports['http']}",
                                              lambda: [wuring.pid])
-                names = list(servers)
                 cases = [("keep-alive", 100, ()), ("keep-alive", 1000, ()),
                          ("close", 100, ("Connection: close",))]
-                for i, (label, conns, hdrs) in enumerate(cases):
-                    # alternate which server goes first, so slow drift of the machine's load
-                    # does not always favour the same one
-                    order = names if i % 2 == 0 else names[::-1]
-                    pair = {}
-                    for name in order:
-                        base, pids = servers[name]
-                        r = run_wrk(base + "/", conns, a.duration, pids, headers=hdrs)
-                        r.update(server=name, workers=w, case=label)
-                        pair[name] = r
-                        print(f"  ran {name} workers={w} {label} c={conns}: {r['rps']:.0f} req/s",
-                              file=sys.stderr, flush=True)
-                    results["compare"].append(pair)
+                for i, case in enumerate(cases):
+                    results["compare"].append(compare_case(servers, i, case, w, a))
                 base = f"http://127.0.0.1:{weft.ports['http']}"
                 # /sleep leaves the server idle most of the time; the answers that come due
                 # together reach wrk in a burst, and one wrk thread (~15 us per answer) then
@@ -430,8 +487,8 @@ def main():
 
     if results["compare"]:
         print()
-        print("GET / (wrk -t1; server CPU = utime+stime of all the server's processes over the run; "
-              "req/CPU-s = requests / server CPU seconds)")
+        print(f"GET /, median of {a.repeat} rounds (wrk -t1; server CPU = utime+stime of all the "
+              "server's processes over the run; req/CPU-s = requests / server CPU seconds)")
         rows = []
         for pair in results["compare"]:
             for name in pair_names(pair):
@@ -446,7 +503,9 @@ def main():
                             "CPU s", "req/CPU-s", "CPU µs/req", "in kernel", "wrk CPU",
                             "other CPU", "errors"], rows))
         print()
-        print("Ratio weft / nginx (> 1: weft better)")
+        print(f"Ratio weft / nginx (> 1: weft better): ratio of the medians, and the range of "
+              f"the {a.repeat} rounds' ratios (each within one round); goal: req/CPU-s ratio "
+              f">= {GOAL_REQ_PER_CPU}")
         rows = []
         for pair in results["compare"]:
             nr = pair["nginx"]
@@ -455,13 +514,16 @@ def main():
                     continue
                 wr = pair[name]
                 sfx = "" if name == "weft" else "_" + name.replace("-", "_")
-                pair["ratio_rps" + sfx] = wr["rps"] / nr["rps"] if nr["rps"] else float("nan")
-                pair["ratio_req_per_cpu" + sfx] = wr["req_per_cpu_s"] / nr["req_per_cpu_s"]
-                rows.append([wr["workers"], wr["case"], wr["conns"], name,
-                             f"{pair['ratio_rps' + sfx]:.2f}",
-                             f"{pair['ratio_req_per_cpu' + sfx]:.2f}"])
-        print(bl.fmt_table(["workers", "case", "conns", "server", "req/s ratio",
-                            "req/CPU-s ratio"], rows))
+                row = [wr["workers"], wr["case"], wr["conns"], name]
+                for key, col in (("rps", "ratio_rps"), ("req_per_cpu_s", "ratio_req_per_cpu")):
+                    pair[col + sfx] = ratio_of(wr[key], nr[key])
+                    pair[col + "_rounds" + sfx] = round_ratios(pair, name, key)
+                    row += [f"{pair[col + sfx]:.2f}", span(pair[col + "_rounds" + sfx])]
+                goal = sum(x >= GOAL_REQ_PER_CPU for x in pair["ratio_req_per_cpu_rounds" + sfx])
+                pair["rounds_at_goal" + sfx] = goal
+                rows.append(row + [f"{goal}/{a.repeat}"])
+        print(bl.fmt_table(["workers", "case", "conns", "server", "req/s ratio", "range",
+                            "req/CPU-s ratio", "range", f">= {GOAL_REQ_PER_CPU}x"], rows))
         print()
         print("weft only")
         rows = []
@@ -490,12 +552,13 @@ def main():
             print(f"  top self-cost functions, {k} (Ir per request, baseline subtracted):")
             for ir, fn in v["top"]:
                 print(f"    {ir:8,.0f}  {fn}")
-    bad = [p[k] for p in results["compare"] for k in pair_names(p)] + results["weft_only"]
-    for r in bad:
+    compare_runs = [r for p in results["compare"] for k in pair_names(p) for r in p[k]["runs"]]
+    for r in compare_runs + results["weft_only"]:
         if sum(r["socket_errors"].values()) or r["non2xx"] or r["wrk_rc"]:
+            rnd = f" round {r['round'] + 1}" if "round" in r else ""
             results["notes"].append(
-                f"{r['server']} workers={r['workers']} {r['case']} c={r['conns']}: socket errors "
-                f"{r['socket_errors']}, non-2xx {r['non2xx']}, wrk exit {r['wrk_rc']}")
+                f"{r['server']} workers={r['workers']} {r['case']} c={r['conns']}{rnd}: socket "
+                f"errors {r['socket_errors']}, non-2xx {r['non2xx']}, wrk exit {r['wrk_rc']}")
     for note in results["notes"]:
         print(f"note: {note}")
     print(f"\n(total {time.monotonic() - t_start:.0f} s)")
