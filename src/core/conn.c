@@ -451,18 +451,21 @@ static void do_write(struct conn *c)
     struct worker *w = c->w;
     if ((c->flags & (CONN_WBLOCKED | CONN_WPENDING)) || outq_empty(&c->out))
         return;
+    /* The last bytes before a close: held back (MSG_MORE) until the close or shutdown that follows
+     * (conn_linger), which sends them with the FIN in one segment instead of two. */
+    int more = (c->flags & CONN_CLOSING) ? MSG_MORE : 0;
     if (loop_async(&w->loop)) {
         /* The slices stay in the queue, referenced, until the write is back (write_done). */
         struct iovec iov[OUTQ_IOV_MAX];
         size_t want;
         int cnt = outq_iov(&c->out, iov, OUTQ_IOV_MAX, &want);
-        if (cnt > 0 && loop_writev(&w->loop, &c->io, iov, cnt) == 0) {
+        if (cnt > 0 && loop_writev(&w->loop, &c->io, iov, cnt, more) == 0) {
             c->flags |= CONN_WPENDING;
             return;
         }
     }
     size_t sent = 0;
-    int rc = outq_write(&c->out, &w->pools, c->io.fd, &sent);
+    int rc = outq_write(&c->out, &w->pools, c->io.fd, more, &sent);
     if (sent) {
         ctr_add(&w->m->svc[c->svc].bytes_sent, sent);
         c->writes++;

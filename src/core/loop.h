@@ -66,9 +66,10 @@ static inline int loop_read(struct loop *l, struct io *io, void *buf, size_t len
     return l->poller.ops->read(&l->poller, io->fd, buf, len);
 }
 
-static inline int loop_writev(struct loop *l, struct io *io, const struct iovec *iov, int cnt)
+static inline int loop_writev(struct loop *l, struct io *io, const struct iovec *iov, int cnt,
+                              int msg_flags)
 {
-    return l->poller.ops->writev(&l->poller, io->fd, iov, cnt);
+    return l->poller.ops->writev(&l->poller, io->fd, iov, cnt, msg_flags);
 }
 
 /* Whether the poller receives for sockets registered with EV_RECV (see poller.h). */

@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <string.h>
 #include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -188,7 +189,7 @@ void outq_sent(struct outq *q, const struct outq_pools *pp, size_t n)
     outq_consume(q, pp, n);
 }
 
-int outq_write(struct outq *q, const struct outq_pools *pp, int fd, size_t *sent)
+int outq_write(struct outq *q, const struct outq_pools *pp, int fd, int msg_flags, size_t *sent)
 {
     struct iovec iov[OUTQ_IOV_MAX];
     *sent = 0;
@@ -212,8 +213,9 @@ int outq_write(struct outq *q, const struct outq_pools *pp, int fd, size_t *sent
             continue;
         }
         ssize_t n;
+        struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
         do
-            n = writev(fd, iov, cnt);
+            n = msg_flags ? sendmsg(fd, &m, msg_flags | MSG_NOSIGNAL) : writev(fd, iov, cnt);
         while (n < 0 && errno == EINTR);
         if (n < 0)
             return errno == EAGAIN ? OUTQ_BLOCKED : -errno;

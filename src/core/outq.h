@@ -66,8 +66,10 @@ enum outq_result { OUTQ_DONE = 0, OUTQ_BLOCKED = 1 };
 
 /* Writes as much as the socket takes. Returns OUTQ_DONE when the queue is empty, OUTQ_BLOCKED
  * when the kernel's buffer is full, or -errno (EPIPE, ECONNRESET, ...). *sent gets the bytes
- * written. */
-int outq_write(struct outq *q, const struct outq_pools *pp, int fd, size_t *sent);
+ * written. msg_flags 0 writes with writev (any fd); otherwise the bytes go with sendmsg and
+ * those flags (a socket): MSG_MORE when the connection closes after them, so that the close (or
+ * shutdown) sends them with its FIN in one segment. */
+int outq_write(struct outq *q, const struct outq_pools *pp, int fd, int msg_flags, size_t *sent);
 
 /* For a write issued elsewhere (io_uring): the leading byte slices as iovecs (at most max, none
  * when the head is a file range), *want their bytes; then outq_sent(q, n) once n were written. */

@@ -467,7 +467,7 @@ static int ur_recv(struct poller *p, int fd, int on)
     return 0;
 }
 
-static int ur_writev(struct poller *p, int fd, const struct iovec *iov, int cnt)
+static int ur_writev(struct poller *p, int fd, const struct iovec *iov, int cnt, int msg_flags)
 {
     struct uring *u = p->priv;
     struct uring_fd *e = live_entry(u, fd);
@@ -479,7 +479,7 @@ static int ur_writev(struct poller *p, int fd, const struct iovec *iov, int cnt)
     size_t want = 0;
     if (cnt == 1) {
         want = iov[0].iov_len;
-        io_uring_prep_send(s, fd, iov[0].iov_base, want, MSG_DONTWAIT | MSG_NOSIGNAL);
+        io_uring_prep_send(s, fd, iov[0].iov_base, want, MSG_DONTWAIT | MSG_NOSIGNAL | msg_flags);
     } else {
         struct msghdr *m = &u->msgs[u->nmsg++];
         struct iovec *v = &u->iovs[u->niov];
@@ -491,7 +491,7 @@ static int ur_writev(struct poller *p, int fd, const struct iovec *iov, int cnt)
         memset(m, 0, sizeof *m);
         m->msg_iov = v;
         m->msg_iovlen = (size_t)cnt;
-        io_uring_prep_sendmsg(s, fd, m, MSG_DONTWAIT | MSG_NOSIGNAL);
+        io_uring_prep_sendmsg(s, fd, m, (unsigned)(MSG_DONTWAIT | MSG_NOSIGNAL | msg_flags));
     }
     io_uring_sqe_set_data64(s, uring_ud(fd, e->gen, URING_WRITE));
     e->wwant = want > UINT32_MAX ? UINT32_MAX : (uint32_t)want;

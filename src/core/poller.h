@@ -69,9 +69,10 @@ struct poller_ops {
     void (*forget)(struct poller *p, int fd);
     /* Queue a non-blocking read or write on a registered fd, issued with the next wait (or
      * submit) and reported as EV_RDONE / EV_WDONE. buf and the bytes iov points to must stay
-     * valid until then; iov itself is copied. 0, or -EBUSY: do it synchronously now. */
+     * valid until then; iov itself is copied; msg_flags are added to the send's (MSG_MORE). 0,
+     * or -EBUSY: do it synchronously now. */
     int (*read)(struct poller *p, int fd, void *buf, size_t len);
-    int (*writev)(struct poller *p, int fd, const struct iovec *iov, int cnt);
+    int (*writev)(struct poller *p, int fd, const struct iovec *iov, int cnt, int msg_flags);
     /* Issues what is queued now (before an fd with queued operations is closed). */
     void (*submit)(struct poller *p);
     /* An EV_RECV registration's receive: on (again) or off. Bytes the kernel received before it

@@ -69,7 +69,7 @@ static int sync_flush(struct conn *c)
 {
     while (!outq_empty(&c->out)) {
         size_t sent = 0;
-        int rc = outq_write(&c->out, &c->w->pools, c->io.fd, &sent);
+        int rc = outq_write(&c->out, &c->w->pools, c->io.fd, 0, &sent);
         if (sent)
             sync_count(c->w, &c->w->m->svc[SVC_HTTP].bytes_sent, sent);
         if (rc < 0)

@@ -24,6 +24,7 @@
 
 #include "core/loop.h"
 #include "core/poll_uring.h"
+#include "tcp_pair.h"
 
 static uint64_t mono_us(void)
 {
@@ -212,7 +213,7 @@ static void test_queued_read_and_write(void **state)
 
     /* A write of two slices. */
     struct iovec iov[2] = {{"abc", 3}, {"defg", 4}};
-    assert_int_equal(loop_writev(l, &w.io, iov, 2), 0);
+    assert_int_equal(loop_writev(l, &w.io, iov, 2, 0), 0);
     loop_run_once(l, 1000);
     assert_int_equal(w.wdone, 1);
     assert_int_equal(w.last_res, 7);
@@ -225,7 +226,7 @@ static void test_queued_read_and_write(void **state)
     struct iovec one = {big, sizeof big};
     int shorts = 0, again = 0;
     for (int i = 0; i < 8 && !again; i++) {
-        assert_int_equal(loop_writev(l, &w.io, &one, 1), 0);
+        assert_int_equal(loop_writev(l, &w.io, &one, 1, 0), 0);
         loop_run_once(l, 1000);
         if (w.last_res == -EAGAIN)
             again = 1;
@@ -239,22 +240,6 @@ static void test_queued_read_and_write(void **state)
     close(sv[1]);
 }
 
-static int tcp_pair(int *client, int *server)
-{
-    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t al = sizeof a;
-    if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof a) < 0 || listen(lfd, 4) < 0 ||
-        getsockname(lfd, (struct sockaddr *)&a, &al) < 0)
-        return -1;
-    *client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (connect(*client, (struct sockaddr *)&a, sizeof a) < 0)
-        return -1;
-    *server = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    close(lfd);
-    return *server < 0 ? -1 : 0;
-}
-
 static void test_forget_then_close_closes(void **state)
 {
     struct loop *l = *state;
@@ -266,7 +251,7 @@ static void test_forget_then_close_closes(void **state)
     loop_run_once(l, 1000);
     /* A write queued, then the connection goes: submit, forget, close. */
     struct iovec iov = {"bye", 3};
-    assert_int_equal(loop_writev(l, &w.io, &iov, 1), 0);
+    assert_int_equal(loop_writev(l, &w.io, &iov, 1, 0), 0);
     loop_submit(l);
     loop_forget(l, &w.io);
     close(sfd);

@@ -1,7 +1,8 @@
 /* Unit tests for core/outq: building the queue (buffers, static bytes, appends, reserve and
  * commit), byte accounting, tail coalescing, and writing to a real non-blocking socketpair:
  * many slices in order across the iovec limit, backpressure and resumption, file slices through
- * sendfile, clearing, and the error path when the peer is gone. */
+ * sendfile, clearing, and the error path when the peer is gone; over real TCP, the last bytes
+ * before a close held back by MSG_MORE and sent with the FIN by close or shutdown. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "core/outq.h"
+#include "tcp_pair.h"
 
 struct fixture {
     struct fpool slices;
@@ -104,7 +106,7 @@ static size_t write_all(struct fixture *f, char *out, size_t cap, int *blocked)
     *blocked = 0;
     for (;;) {
         size_t before = f->q.bytes, sent = 12345;
-        int rc = outq_write(&f->q, &f->pp, f->sv[0], &sent);
+        int rc = outq_write(&f->q, &f->pp, f->sv[0], 0, &sent);
         assert_true(rc == OUTQ_DONE || rc == OUTQ_BLOCKED);
         assert_int_equal(f->q.bytes, before - sent);
         assert_int_equal(slice_bytes(&f->q, NULL), f->q.bytes);
@@ -179,7 +181,7 @@ static void test_push_static(void **state)
     assert_int_equal(f->bufs.live, 0);
 
     size_t sent;
-    assert_int_equal(outq_write(&f->q, &f->pp, f->sv[0], &sent), OUTQ_DONE);
+    assert_int_equal(outq_write(&f->q, &f->pp, f->sv[0], 0, &sent), OUTQ_DONE);
     assert_int_equal(sent, 19);
     char got[64];
     assert_int_equal(drain_peer(f->sv[1], got, 0, sizeof got), 19);
@@ -218,7 +220,7 @@ static void test_append_coalesces_into_one_buffer(void **state)
     memcpy(expect + n, "|tailmore", 9);
 
     size_t sent;
-    assert_int_equal(outq_write(&f->q, &f->pp, f->sv[0], &sent), OUTQ_DONE);
+    assert_int_equal(outq_write(&f->q, &f->pp, f->sv[0], 0, &sent), OUTQ_DONE);
     assert_int_equal(sent, n + 9);
     char got[2000];
     assert_int_equal(drain_peer(f->sv[1], got, 0, sizeof got), n + 9);
@@ -327,7 +329,7 @@ static void test_reserve_does_not_write_into_a_shared_tail(void **state)
     assert_ptr_not_equal(f->q.tail->buf, s);
 
     size_t sent;
-    assert_int_equal(outq_write(&f->q, &f->pp, f->sv[0], &sent), OUTQ_DONE);
+    assert_int_equal(outq_write(&f->q, &f->pp, f->sv[0], 0, &sent), OUTQ_DONE);
     char got[32];
     assert_int_equal(drain_peer(f->sv[1], got, 0, sizeof got), 14);
     assert_memory_equal(got, "minemoreframex", 14);
@@ -344,7 +346,7 @@ static void test_empty_reservation_is_dropped(void **state)
     assert_false(outq_empty(&f->q));
     assert_int_equal(f->q.bytes, 0);
     size_t sent = 99;
-    assert_int_equal(outq_write(&f->q, &f->pp, f->sv[0], &sent), OUTQ_DONE);
+    assert_int_equal(outq_write(&f->q, &f->pp, f->sv[0], 0, &sent), OUTQ_DONE);
     assert_int_equal(sent, 0);
     assert_true(outq_empty(&f->q));
     assert_int_equal(f->bufs.live, 0);
@@ -364,7 +366,7 @@ static void test_empty_reservation_is_dropped(void **state)
     assert_int_equal(write(fd, "efgh", 4), 4);
     assert_int_equal(outq_push_file(&f->q, &f->pp, fd, 0, 4), 0);
     assert_int_equal(f->q.bytes, 8);
-    assert_int_equal(outq_write(&f->q, &f->pp, f->sv[0], &sent), OUTQ_DONE);
+    assert_int_equal(outq_write(&f->q, &f->pp, f->sv[0], 0, &sent), OUTQ_DONE);
     assert_int_equal(sent, 8);
     char got[16];
     assert_int_equal(drain_peer(f->sv[1], got, 0, sizeof got), 8);
@@ -420,7 +422,7 @@ static void test_write_many_slices_in_order(void **state)
         assert_int_equal(bufs[i]->refs, 1 + refs[i]);
 
     size_t sent = 0;
-    assert_int_equal(outq_write(&f->q, &f->pp, f->sv[0], &sent), OUTQ_DONE);
+    assert_int_equal(outq_write(&f->q, &f->pp, f->sv[0], 0, &sent), OUTQ_DONE);
     assert_int_equal(sent, n);
     assert_true(outq_empty(&f->q));
     char *got = malloc(n);
@@ -467,13 +469,13 @@ static void test_write_blocks_and_resumes(void **state)
 
     /* Nobody reads: the first write fills the socket and reports it. */
     size_t sent = 0;
-    assert_int_equal(outq_write(&f->q, &f->pp, f->sv[0], &sent), OUTQ_BLOCKED);
+    assert_int_equal(outq_write(&f->q, &f->pp, f->sv[0], 0, &sent), OUTQ_BLOCKED);
     assert_true(sent > 0);
     assert_true(sent < n);
     assert_int_equal(f->q.bytes, n - sent);
     /* Still full: blocked again, nothing sent, nothing lost. */
     size_t again = 1;
-    assert_int_equal(outq_write(&f->q, &f->pp, f->sv[0], &again), OUTQ_BLOCKED);
+    assert_int_equal(outq_write(&f->q, &f->pp, f->sv[0], 0, &again), OUTQ_BLOCKED);
     assert_int_equal(again, 0);
     assert_int_equal(f->q.bytes, n - sent);
 
@@ -545,7 +547,7 @@ static void test_write_file_slice_blocks_and_resumes(void **state)
     assert_int_equal(outq_push_file(&f->q, &f->pp, fd, off, len), 0);
 
     size_t sent = 0;
-    assert_int_equal(outq_write(&f->q, &f->pp, f->sv[0], &sent), OUTQ_BLOCKED);
+    assert_int_equal(outq_write(&f->q, &f->pp, f->sv[0], 0, &sent), OUTQ_BLOCKED);
     assert_true(sent > 0 && sent < len);
     /* The slice's offset moved with what was sent. */
     assert_int_equal(f->q.head->off, off + sent);
@@ -553,7 +555,7 @@ static void test_write_file_slice_blocks_and_resumes(void **state)
     assert_true(fd_is_open(fd));
     /* Still full: sendfile's EAGAIN is backpressure, not an error. */
     size_t again = 1;
-    assert_int_equal(outq_write(&f->q, &f->pp, f->sv[0], &again), OUTQ_BLOCKED);
+    assert_int_equal(outq_write(&f->q, &f->pp, f->sv[0], 0, &again), OUTQ_BLOCKED);
     assert_int_equal(again, 0);
     assert_int_equal(f->q.head->off, off + sent);
 
@@ -590,11 +592,11 @@ static void test_file_shorter_than_its_slice(void **state)
     int fd = temp_file("short", 5);
     assert_int_equal(outq_push_file(&f->q, &f->pp, fd, 0, 10), 0);
     size_t sent;
-    int rc = outq_write(&f->q, &f->pp, f->sv[0], &sent);
+    int rc = outq_write(&f->q, &f->pp, f->sv[0], 0, &sent);
     /* Five bytes go, then the file ends: the response can't be completed. */
     if (rc == OUTQ_BLOCKED) {
         assert_int_equal(sent, 5);
-        rc = outq_write(&f->q, &f->pp, f->sv[0], &sent);
+        rc = outq_write(&f->q, &f->pp, f->sv[0], 0, &sent);
     }
     assert_int_equal(rc, -EIO);
     outq_clear(&f->q, &f->pp);
@@ -635,7 +637,7 @@ static void test_clear_releases_everything(void **state)
     /* The queue is usable again after a clear. */
     assert_int_equal(outq_append(&f->q, &f->pp, "ok", 2), 0);
     size_t sent;
-    assert_int_equal(outq_write(&f->q, &f->pp, f->sv[0], &sent), OUTQ_DONE);
+    assert_int_equal(outq_write(&f->q, &f->pp, f->sv[0], 0, &sent), OUTQ_DONE);
     char got[4];
     assert_int_equal(drain_peer(f->sv[1], got, 0, sizeof got), 2);
     assert_memory_equal(got, "ok", 2);
@@ -651,7 +653,7 @@ static void test_clear_after_partial_write(void **state)
     int fd = temp_file(big, 300000);
     assert_int_equal(outq_push_file(&f->q, &f->pp, fd, 0, 300000), 0);
     size_t sent;
-    assert_int_equal(outq_write(&f->q, &f->pp, f->sv[0], &sent), OUTQ_BLOCKED);
+    assert_int_equal(outq_write(&f->q, &f->pp, f->sv[0], 0, &sent), OUTQ_BLOCKED);
     assert_true(f->bufs.live > 0);
     outq_clear(&f->q, &f->pp);
     assert_int_equal(f->bufs.live, 0);
@@ -668,7 +670,7 @@ static void test_write_to_closed_peer_is_epipe(void **state)
     f->sv[1] = -1;
     assert_int_equal(outq_append(&f->q, &f->pp, "lost", 4), 0);
     size_t sent = 7;
-    assert_int_equal(outq_write(&f->q, &f->pp, f->sv[0], &sent), -EPIPE);
+    assert_int_equal(outq_write(&f->q, &f->pp, f->sv[0], 0, &sent), -EPIPE);
     assert_int_equal(sent, 0);
     /* Nothing consumed: the caller decides, and clearing releases it. */
     assert_int_equal(f->q.bytes, 4);
@@ -678,10 +680,65 @@ static void test_write_to_closed_peer_is_epipe(void **state)
     outq_clear(&f->q, &f->pp);
     int fd = temp_file("file", 4);
     assert_int_equal(outq_push_file(&f->q, &f->pp, fd, 0, 4), 0);
-    assert_int_equal(outq_write(&f->q, &f->pp, f->sv[0], &sent), -EPIPE);
+    assert_int_equal(outq_write(&f->q, &f->pp, f->sv[0], 0, &sent), -EPIPE);
     assert_int_equal(sent, 0);
     outq_clear(&f->q, &f->pp);
     assert_false(fd_is_open(fd));
+}
+
+/* Reads until EOF (or 2 s without anything); returns the bytes read. */
+static size_t read_to_eof(int fd, char *out, size_t cap)
+{
+    struct timeval tv = {.tv_sec = 2};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    size_t got = 0;
+    for (;;) {
+        ssize_t n = read(fd, out + got, cap - got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    return got;
+}
+
+/* What conn does before closing: the bytes go with MSG_MORE and wait in the kernel until the
+ * close (end == 0) or shutdown (end == 1) sends them with the FIN; the peer gets them all. */
+static void write_more_then_end(void **state, int end)
+{
+    struct fixture *f = *state;
+    int cfd = -1, sfd = -1;
+    assert_int_equal(tcp_pair(&cfd, &sfd), 0);
+    static const char body[] =
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+    assert_int_equal(outq_append(&f->q, &f->pp, body, sizeof body - 1), 0);
+    size_t sent = 0;
+    assert_int_equal(outq_write(&f->q, &f->pp, sfd, MSG_MORE, &sent), OUTQ_DONE);
+    assert_int_equal(sent, sizeof body - 1);
+    /* Held back: nothing reaches the peer before the end of the connection. */
+    char buf[256];
+    usleep(20000);
+    assert_int_equal(recv(cfd, buf, sizeof buf, MSG_DONTWAIT), -1);
+    assert_int_equal(errno, EAGAIN);
+    if (end)
+        assert_int_equal(shutdown(sfd, SHUT_WR), 0);
+    else
+        close(sfd);
+    size_t got = read_to_eof(cfd, buf, sizeof buf);
+    assert_int_equal(got, sizeof body - 1);
+    assert_memory_equal(buf, body, got);
+    if (end)
+        close(sfd);
+    close(cfd);
+}
+
+static void test_write_more_then_close(void **state)
+{
+    write_more_then_end(state, 0);
+}
+
+static void test_write_more_then_shutdown(void **state)
+{
+    write_more_then_end(state, 1);
 }
 
 int main(void)
@@ -704,6 +761,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_clear_releases_everything, setup, teardown),
         cmocka_unit_test_setup_teardown(test_clear_after_partial_write, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_to_closed_peer_is_epipe, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_more_then_close, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_more_then_shutdown, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
