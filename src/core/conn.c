@@ -95,6 +95,10 @@ void conn_close(struct conn *c)
     loop_forget(&w->loop, &c->io);
     outq_clear(&c->out, &w->pools);
     release_input(c);
+    /* Bytes held back for our FIN: shutdown sends them with it. close alone would drop them when
+     * it resets the connection instead (input came that we did not read). */
+    if (c->flags & CONN_CORKED)
+        shutdown(c->io.fd, SHUT_WR);
     loop_close(&w->loop, &c->io); /* (with epoll, close also takes it out of the set) */
     c->io.fd = -1;
     worker_conn_closed(w, c);
@@ -113,7 +117,7 @@ static void conn_linger(struct conn *c)
     }
     shutdown(c->io.fd, SHUT_WR);
     c->flags |= CONN_LINGER;
-    c->flags &= ~(CONN_HOLD | CONN_PAUSED);
+    c->flags &= ~(CONN_HOLD | CONN_PAUSED | CONN_CORKED);
     if (!(c->flags & CONN_RPENDING)) /* else when the read is back */
         release_input(c);
     loop_timer_set(&c->w->loop, &c->timer, LINGER_MS);
@@ -451,9 +455,13 @@ static void do_write(struct conn *c)
     struct worker *w = c->w;
     if ((c->flags & (CONN_WBLOCKED | CONN_WPENDING)) || outq_empty(&c->out))
         return;
-    /* The last bytes before a close: held back (MSG_MORE) until the close or shutdown that follows
-     * (conn_linger), which sends them with the FIN in one segment instead of two. */
-    int more = (c->flags & CONN_CLOSING) ? MSG_MORE : 0;
+    /* The last bytes before a close: held back (MSG_MORE) until the shutdown that follows
+     * (conn_linger, conn_close), which sends them with the FIN in one segment instead of two. */
+    int more = 0;
+    if (c->flags & CONN_CLOSING) {
+        more = MSG_MORE;
+        c->flags |= CONN_CORKED;
+    }
     if (loop_async(&w->loop)) {
         /* The slices stay in the queue, referenced, until the write is back (write_done). */
         struct iovec iov[OUTQ_IOV_MAX];

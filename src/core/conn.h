@@ -52,6 +52,7 @@ enum {
     CONN_WPENDING = 1u << 11, /* a queued write of the output queue's head is not back yet */
     CONN_RECV = 1u << 12,     /* the poller receives for us (EV_RECV): no reads of our own */
     CONN_RON = 1u << 13,      /* with CONN_RECV: we asked for the receive to run */
+    CONN_CORKED = 1u << 14,   /* bytes written with MSG_MORE wait for our FIN (do_write) */
 };
 
 #define CONN_HIGH_WATERMARK (256u * 1024u)

@@ -701,13 +701,19 @@ static size_t read_to_eof(int fd, char *out, size_t cap)
     return got;
 }
 
+enum end { END_CLOSE, END_SHUTDOWN, END_UNREAD };
+
 /* What conn does before closing: the bytes go with MSG_MORE and wait in the kernel until the
- * close (end == 0) or shutdown (end == 1) sends them with the FIN; the peer gets them all. */
-static void write_more_then_end(void **state, int end)
+ * close or shutdown sends them with the FIN; the peer gets them all. END_UNREAD: the peer sent
+ * bytes we do not read, so close resets the connection and would drop ours; conn_close shuts
+ * down first, which sends them. */
+static void write_more_then_end(void **state, enum end end)
 {
     struct fixture *f = *state;
     int cfd = -1, sfd = -1;
     assert_int_equal(tcp_pair(&cfd, &sfd), 0);
+    if (end == END_UNREAD)
+        assert_int_equal(write(cfd, "more", 4), 4);
     static const char body[] =
         "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
     assert_int_equal(outq_append(&f->q, &f->pp, body, sizeof body - 1), 0);
@@ -719,26 +725,31 @@ static void write_more_then_end(void **state, int end)
     usleep(20000);
     assert_int_equal(recv(cfd, buf, sizeof buf, MSG_DONTWAIT), -1);
     assert_int_equal(errno, EAGAIN);
-    if (end)
+    if (end != END_CLOSE)
         assert_int_equal(shutdown(sfd, SHUT_WR), 0);
-    else
+    if (end != END_SHUTDOWN)
         close(sfd);
     size_t got = read_to_eof(cfd, buf, sizeof buf);
     assert_int_equal(got, sizeof body - 1);
     assert_memory_equal(buf, body, got);
-    if (end)
+    if (end == END_SHUTDOWN)
         close(sfd);
     close(cfd);
 }
 
 static void test_write_more_then_close(void **state)
 {
-    write_more_then_end(state, 0);
+    write_more_then_end(state, END_CLOSE);
 }
 
 static void test_write_more_then_shutdown(void **state)
 {
-    write_more_then_end(state, 1);
+    write_more_then_end(state, END_SHUTDOWN);
+}
+
+static void test_write_more_then_close_with_unread_input(void **state)
+{
+    write_more_then_end(state, END_UNREAD);
 }
 
 int main(void)
@@ -763,6 +774,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_write_to_closed_peer_is_epipe, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_more_then_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_more_then_shutdown, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_more_then_close_with_unread_input, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
