@@ -1,10 +1,11 @@
 #!/usr/bin/python3
 """weft bench beside wrk, in one run against the same nginx: top request rate with 1 and 2
-threads, and latency at about 50 % of that rate.
+threads, latency at about 50 % of that rate, and latency at the same offered load in closed
+loop with a think time.
 
     bench/bench_vs_wrk.py [--weft build-bench/weft] [--threads 1,2] [--conns 50,100]
                           [--nginx-workers 1] [--busy-poll 50] [--duration 5] [--repeat 3]
-                          [--lat-duration 3] [--lat-repeat 5] [--json FILE]
+                          [--lat-duration 3] [--lat-repeat 5] [--no-think] [--json FILE]
 
 The server. One nginx (Debian's nginx-light, `location = / { return 200 "Hello, World!"; }`,
 started from a generated config in a temporary directory, as bench/http_vs_nginx.py does) on a
@@ -69,8 +70,37 @@ wrk against weft bench's co-corrected row; both are in the tables.
 At these loads a request takes 30-300 us, so a few microseconds of either tool's loop, or one
 preemption by another job on the machine, move the ratios: read them with the other-CPU column.
 
+At equal offered load, closed loop with think time. Setting the load by connection count leaves
+the two tools at different rates (each count gives what it gives). With a think time both can
+offer the same load: wrk runs a script whose delay() returns D (wrk waits D ms after each
+response before the connection's next request; its latency clock starts at that write), and
+weft bench runs `closed --think Dms`, the same. wrk's delay() is in whole milliseconds (its
+timers, Redis's ae, have no finer resolution and fire on the ticks of a millisecond clock). Per
+thread count T: the target is half of wrk's median top rate; D = C / target rounded to whole
+milliseconds (C the top-rate count, D >= 1), then C' = target x D rounded to a multiple of T (wrk
+gives each thread C' / T, rounded down); one 1 s wrk run with D and C' corrects C' once in
+proportion to its rate (each cycle also holds the response's latency and wrk's loop passes, so
+the rate falls short of C' / D). Then --lat-repeat turns of --lat-duration s, each:
+
+- wrk -tT -cC' with the delay script;
+- weft bench closed -t T -c C' --think D: the same settings;
+- weft bench closed with the think time D + (wrk's cycle - weft bench's cycle) from the two runs
+  before it in the turn (cycle = C' / rate): at the same think time wrk's cycle comes out longer
+  (it starts the delay one loop pass after reading a response and writes one pass after the
+  timer fires, and its latency is higher), so it offers a lower rate; this run offers wrk's;
+- wrk again: the A/A control, how far wrk agrees with itself, its two runs bracketing weft
+  bench's in time.
+
+Reported: medians of req/s, cycle, p50, p90 and p99 per run kind, weft bench's `--co-correct`
+figures of the same runs, the ratios weft bench / wrk (first) and wrk (second) / wrk (first)
+with the ones within 10 % named, and each run's p99 (the spread). wrk prints its percentiles
+after stats_correct(), but here its interval E includes the think time (E = run time x
+connections / requests, a few ms), so only answers slower than 2E get synthetic samples, and its
+figures are close to what it measured: weft bench's co-corrected row, the same correction of its
+own runs, shows how much. --no-think leaves the section out.
+
 Everything runs on 127.0.0.1; every process is started here and stopped by its PID; a default
-run takes about 3.5 minutes. See bench/README.md."""
+run takes about 6 minutes (3.5 with --no-think). See bench/README.md."""
 
 import argparse
 import json
@@ -92,9 +122,9 @@ SWEEP_FACTORS = (1, 2, 3, 4, 6)
 SWEEP_RUNS = 2
 
 
-def run_wrk(url, threads, conns, duration):
-    args = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{duration}s", "--latency", "--timeout", "5s",
-            url]
+def run_wrk(url, threads, conns, duration, script=None):
+    args = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{duration}s", "--latency", "--timeout", "5s"]
+    args += (["-s", script] if script else []) + [url]
     p = bl.run_rusage(args, duration + 30)
     out = p["out"]
     r = {"tool": "wrk", "mode": "closed", "rc": p["rc"], "wall_s": p["wall_s"],
@@ -127,7 +157,7 @@ def run_wrk(url, threads, conns, duration):
 BUSY = "wb --busy-poll"
 
 
-def run_weft(weft, url, threads, conns, duration, tmp, rps=None, busy_poll=0):
+def run_weft(weft, url, threads, conns, duration, tmp, rps=None, busy_poll=0, think_ms=0):
     jpath = os.path.join(tmp, "bench.json")
     if os.path.exists(jpath):
         os.unlink(jpath)
@@ -139,6 +169,8 @@ def run_weft(weft, url, threads, conns, duration, tmp, rps=None, busy_poll=0):
                 str(threads), "-d", str(duration)]
     if busy_poll:
         args += ["--busy-poll", str(busy_poll)]
+    if think_ms:
+        args += ["--think", f"{think_ms:g}ms"]
     args += ["--timeout", "5", "--json", jpath, url]
     p = bl.run_rusage(args, duration + 30)
     r = {"tool": BUSY if busy_poll else "weft bench", "mode": "closed" if rps is None else "open",
@@ -179,23 +211,34 @@ class Bench:
         self.weft, self.ngx, self.tmp, self.busy_poll = weft, ngx, tmp, busy_poll
         self.url = f"http://127.0.0.1:{ngx.port}/"
 
-    def run(self, tool, threads, conns, duration, rps=None):
+    def delay_script(self, think_ms):
+        """A wrk script whose delay() makes each connection wait think_ms after a response
+        (wrk calls it then, and its latency clock starts at the write that follows)."""
+        path = os.path.join(self.tmp, f"delay-{think_ms}ms.lua")
+        if not os.path.exists(path):
+            with open(path, "w") as f:
+                f.write(f"function delay()\n  return {think_ms}\nend\n")
+        return path
+
+    def run(self, tool, threads, conns, duration, rps=None, think_ms=0):
         pids = self.ngx.pids()
         n0, m0 = bl.tree_cpu(pids), bl.machine_cpu()
         if tool == "wrk":
-            r = run_wrk(self.url, threads, conns, duration)
+            r = run_wrk(self.url, threads, conns, duration,
+                        self.delay_script(think_ms) if think_ms else None)
         else:
             r = run_weft(self.weft, self.url, threads, conns, duration, self.tmp, rps,
-                         self.busy_poll if tool == BUSY else 0)
+                         self.busy_poll if tool == BUSY else 0, think_ms)
         n1, m1 = bl.tree_cpu(pids), bl.machine_cpu()
         wall = r["wall_s"]
         r.update(threads=threads, conns=conns, duration_s=duration,
                  cpu_pct=100 * r["cpu_s"] / wall, nginx_cpu_pct=100 * (n1 - n0) / wall,
                  nginx_us_per_req=1e6 * (n1 - n0) / r["requests"] if r["requests"] else
-                 float("nan"))
+                 float("nan"), think_ms=think_ms)
         r["other_cpu_pct"] = max(0.0, 100 * (m1[0] - m0[0]) / wall - r["cpu_pct"]
                                  - r["nginx_cpu_pct"])
         label = f"{tool} {r['mode']} -t {threads} -c {conns}" + (f" --rps {rps:.0f}" if rps else "")
+        label += f" think {think_ms:g} ms" if think_ms else ""
         print(f"  {label}: {r['rps']:,.0f} req/s, p50 {r['p50_ms']:.3f} ms, "
               f"CPU {r['cpu_pct']:.0f}%, nginx {r['nginx_cpu_pct']:.0f}%, "
               f"other {r['other_cpu_pct']:.0f}%", file=sys.stderr, flush=True)
@@ -207,7 +250,7 @@ def summary(runs):
     keys = ["rps", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "cpu_pct", "nginx_cpu_pct",
             "other_cpu_pct", "nginx_us_per_req"]
     keys += [k for k in ("unc_p50_ms", "unc_p90_ms", "unc_p99_ms", "dropped", "co_p50_ms",
-                         "co_p90_ms", "co_p99_ms", "co_added") if k in runs[0]]
+                         "co_p90_ms", "co_p99_ms", "co_added", "wrk_interval_ms") if k in runs[0]]
     s = {k: bl.median([r[k] for r in runs]) for k in keys}
     s["runs_rps"] = [round(r["rps"]) for r in runs]
     s["errors"] = sum(r["errors"] for r in runs)
@@ -271,6 +314,59 @@ def half_load(b, threads, top_conns, target, duration, repeat, order0):
                        "median": summary(runs[(t, c, r)])} for (t, c, r) in cases]}
 
 
+# The equal-load section's runs, in this order in every turn: wrk; weft bench with the same
+# think time; weft bench with the think time that gives it wrk's rate; wrk again (the A/A
+# control: wrk beside itself, the two runs bracketing weft bench's in time).
+THINK_CASES = (("wrk", "wrk"), ("weft bench", "weft bench"), ("weft bench at wrk's rate",
+                                                              "weft bench"), ("wrk again", "wrk"))
+
+
+def conns_for(x, threads):
+    """x connections rounded to a multiple of the thread count (wrk gives each thread C / T,
+    rounded down), at least one per thread."""
+    return max(threads, threads * round(x / threads))
+
+
+def cycle_ms(r):
+    """A closed-loop run's cycle per connection: conns / rate (Little's law)."""
+    return 1e3 * r["conns"] / r["rps"] if r["rps"] else float("nan")
+
+
+def think_load(b, threads, top_conns, top_rps, duration, repeat):
+    """Both tools in closed loop with the same think time and connection count, at about half
+    of wrk's top rate; and weft bench with its think time stretched to wrk's rate."""
+    target = top_rps / 2
+    # wrk's delay() is in whole milliseconds (its timers have no finer resolution): the think
+    # time that gives the top-rate connection count the target rate, rounded to one, then the
+    # count that gives the target with it ...
+    think_ms = max(1, round(1e3 * top_conns / target))
+    first = conns_for(target * think_ms / 1e3, threads)
+    # ... corrected once by a short wrk run, since each cycle also takes the response's latency
+    # and wrk's loop passes, not the think time alone (a closed loop's rate at low load grows
+    # with the count, so one proportional step is close).
+    cal = b.run("wrk", threads, first, 1, think_ms=think_ms)
+    factor = min(2.0, max(0.5, target / cal["rps"])) if cal["rps"] else 1.0
+    conns = conns_for(first * factor, threads)
+    runs = {name: [] for name, _ in THINK_CASES}
+    for _ in range(repeat):
+        turn = {}
+        for name, tool in THINK_CASES:
+            think = think_ms
+            if name == "weft bench at wrk's rate":
+                # The cycle beyond the think time is each tool's own (latency, loop passes):
+                # weft bench's think gets what wrk's cycle had more than its own, this turn.
+                extra = cycle_ms(turn["wrk"]) - cycle_ms(turn["weft bench"])
+                think = round(think_ms + extra, 3) if math.isfinite(extra) else think_ms
+                think = max(0.001, think)
+            turn[name] = b.run(tool, threads, conns, duration, think_ms=think)
+            runs[name].append(turn[name])
+    return {"threads": threads, "wrk_top_rps": top_rps, "target_rps": target,
+            "think_ms": think_ms, "conns": conns,
+            "calibration": {"conns": first, "wrk_rps": cal["rps"]},
+            "runs": runs, "median": {name: dict(summary(rs), think_ms=bl.median(
+                [r["think_ms"] for r in rs])) for name, rs in runs.items()}}
+
+
 def ensure_tools(weft, default_weft):
     missing = [t for t in ("wrk", "nginx") if not shutil.which(t)]
     if missing:
@@ -321,7 +417,7 @@ def measure(a, threads, conns):
                "wrk": wrk_version.strip(), "nginx": ngx_version, "nginx_workers": a.nginx_workers,
                "duration_s": a.duration, "repeat": a.repeat, "lat_duration_s": a.lat_duration,
                "lat_repeat": a.lat_repeat, "busy_poll": a.busy_poll, "top": [], "half": [],
-               "notes": []}
+               "think": [], "notes": []}
     t_start = time.monotonic()
     print(f"# weft bench vs wrk: {os.cpu_count()} CPUs, nginx workers {a.nginx_workers}, "
           f"top rate {a.repeat} x {a.duration} s, 50 % load {a.lat_repeat} x {a.lat_duration} s",
@@ -341,6 +437,12 @@ def measure(a, threads, conns):
                 h = half_load(b, t, c, target, a.lat_duration, a.lat_repeat, k)
                 h.update(threads=t, wrk_top_rps=top["median"]["wrk"]["rps"])
                 results["half"].append(h)
+            for t, c in zip(threads, conns):
+                if not a.think:
+                    break
+                top = next(x for x in results["top"] if x["threads"] == t)
+                results["think"].append(think_load(b, t, c, top["median"]["wrk"]["rps"],
+                                                   a.lat_duration, a.lat_repeat))
         finally:
             rc = ngx.stop()
     if rc not in (0, None):
@@ -357,6 +459,13 @@ def measure(a, threads, conns):
                 if r["errors"] or r["rc"] != 0:
                     results["notes"].append(f"{r['tool']} {r['mode']} -t {r['threads']} "
                                             f"-c {r['conns']}: errors {r['errors']}, "
+                                            f"exit {r['rc']}")
+    for x in results["think"]:
+        for name, rs in x["runs"].items():
+            for r in rs:
+                if r["errors"] or r["rc"] != 0:
+                    results["notes"].append(f"{name} -t {r['threads']} -c {r['conns']} think "
+                                            f"{r['think_ms']} ms: errors {r['errors']}, "
                                             f"exit {r['rc']}")
     results["total_s"] = time.monotonic() - t_start
     results["machine"]["loadavg_end"] = bl.loadavg()
@@ -496,10 +605,77 @@ def report(res):
         + ", ".join(f"{tool} " + " ".join(f"{c}:{max(v):,.0f}" for c, v in by_c.items())
                     for tool, by_c in h["sweep"].items())
         for h in res["half"]) + ".")
+    report_think(res)
     for note in res["notes"]:
         print(f"\nnote: {note}")
     print(f"\n(total {res['total_s']:.0f} s; load average {res['machine']['loadavg_start']:.2f} "
           f"at the start, {res['machine'].get('loadavg_end', float('nan')):.2f} at the end)")
+
+
+THINK_NAMES = {"wrk": "wrk (first)", "weft bench": "weft bench",
+               "weft bench at wrk's rate": "weft bench, think for wrk's rate",
+               "wrk again": "wrk (second)"}
+THINK_RATIOS = (("weft bench / wrk (first)", "weft bench", "wrk"),
+                ("weft bench at wrk's rate / wrk (first)", "weft bench at wrk's rate", "wrk"),
+                ("wrk (second) / wrk (first)", "wrk again", "wrk"))
+
+
+def report_think(res):
+    """The equal-load section's tables; nothing for results without it (--no-think, or JSON
+    from before the section)."""
+    if not res.get("think"):
+        return
+    print()
+    print(f"**At equal offered load, closed loop with think time**: wrk with a script whose "
+          f"`delay()` returns D ms and `weft bench closed --think Dms`, the same threads and "
+          f"connections; then weft bench with D plus what wrk's cycle had more than its own in "
+          f"the same turn (so at wrk's rate); then wrk again. Medians of {res['lat_repeat']} "
+          f"turns of {res['lat_duration_s']} s; latency in ms, both tools from the request's "
+          "write. *cycle* = conns / rate: the think time plus the rest of a connection's cycle.")
+    print()
+    rows = []
+    for x in res["think"]:
+        for name, m in x["median"].items():
+            rows.append([x["threads"], x["conns"], f"{m['think_ms']:g}", THINK_NAMES[name],
+                         f_rps(m["rps"]), f"{100 * m['rps'] / x['wrk_top_rps']:.0f}%",
+                         f"{m['cycle_ms']:.3f}", f_ms(m["p50_ms"]), f_ms(m["p90_ms"]),
+                         f_ms(m["p99_ms"]), f"{m['cpu_pct']:.0f}%", f"{m['other_cpu_pct']:.0f}%"])
+            if "co_p50_ms" in m:
+                rows.append([x["threads"], x["conns"], "", f"same runs, `--co-correct` as wrk "
+                             f"({m['co_added']:,.0f} added)", "", "", "", f_ms(m["co_p50_ms"]),
+                             f_ms(m["co_p90_ms"]), f_ms(m["co_p99_ms"]), "", ""])
+    print(md_table(["threads", "conns", "think ms", "run", "req/s", "of wrk's top", "cycle ms",
+                    "p50", "p90", "p99", "CPU", "other CPU"], rows))
+    print()
+    print("**Ratios** (goal for latency: 0.90 to 1.10); *wrk (second) / wrk (first)* is the A/A "
+          "control: how far wrk agrees with itself at the same settings.")
+    print()
+    rows = []
+    for x in res["think"]:
+        med = x["median"]
+        x["ratios"] = {}
+        for name, num, den in THINK_RATIOS:
+            rs = [ratio(med[num][f"p{p}_ms"], med[den][f"p{p}_ms"]) for p in ("50", "90", "99")]
+            rr = ratio(med[num]["rps"], med[den]["rps"])
+            x["ratios"][name] = dict(zip(("p50", "p90", "p99", "rps"), rs + [rr]))
+            within = [p for p, r in zip(("p50", "p90", "p99"), rs) if 0.9 <= r <= 1.1]
+            rows.append([x["threads"], name, f"{rr:.2f}", *(f"{r:.2f}" for r in rs),
+                         ", ".join(within) or "none"])
+    print(md_table(["threads", "ratio", "req/s", "p50", "p90", "p99", "within 10 %"], rows))
+    print()
+    print("Each run's p99 in ms: " + "; ".join(
+        f"{x['threads']} thread(s), {THINK_NAMES[name]}: "
+        + ", ".join(f"{r['p99_ms']:.3f}" for r in rs)
+        for x in res["think"] for name, rs in x["runs"].items()) + ".")
+    print()
+    print("The choice: " + "; ".join(
+        f"{x['threads']} thread(s): target {x['target_rps']:,.0f} req/s (half of wrk's top "
+        f"{x['wrk_top_rps']:,.0f}), think {x['think_ms']} ms, {x['calibration']['conns']} "
+        f"connections gave wrk {x['calibration']['wrk_rps']:,.0f} req/s in 1 s, so "
+        f"{x['conns']}; wrk's correction interval E = "
+        f"{x['median']['wrk'].get('wrk_interval_ms', float('nan')):.3f} ms (it adds samples "
+        "only to answers slower than 2E)"
+        for x in res["think"]) + ".")
 
 
 def main():
@@ -515,6 +691,8 @@ def main():
     ap.add_argument("--repeat", type=int, default=3, help="top-rate runs per tool")
     ap.add_argument("--lat-duration", type=int, default=3, help="seconds per 50 %% load run")
     ap.add_argument("--lat-repeat", type=int, default=5, help="50 %% load runs per case")
+    ap.add_argument("--no-think", dest="think", action="store_false",
+                    help="leave out the equal-load section (closed loop with think time)")
     ap.add_argument("--json", metavar="FILE", help="also write the raw results as JSON")
     ap.add_argument("--report", metavar="FILE",
                     help="measure nothing: print the tables of a JSON file written by --json")

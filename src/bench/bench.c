@@ -67,6 +67,10 @@ void bench_print_help(FILE *out)
           "  --co-correct       closed: also show latency corrected for coordinated omission\n"
           "                     as wrk does (expected interval E = run time x connections /\n"
           "                     requests; each answer v > 2E adds samples v-E, v-2E, ... > E)\n"
+          "  --think T          closed, http and tcp: after each response a connection waits T\n"
+          "                     before its next request (20ms, 1.5ms, 500us; a bare number is\n"
+          "                     seconds, as for -d); latency still counts from the send, as\n"
+          "                     with a wrk script's delay() (default 0: at once)\n"
           "  --subscribers N    ws: receiving clients in the room (default 10)\n"
           "  --size BYTES       tcp: bytes per echo message (default 64); ws: text bytes\n"
           "  --profile NAME     preset: smoke, standard (default) or stress\n"
@@ -231,6 +235,13 @@ static int parse_option(struct bench_opts *o, const char *a, const char *v)
     } else if (strcmp(a, "--busy-poll") == 0) {
         if (parse_count(v, 1000000, &o->busy_poll_us) < 0)
             return usage_error("bad --busy-poll microseconds '%s'", v);
+    } else if (strcmp(a, "--think") == 0) {
+        /* At most an hour; a positive time must come to at least a microsecond. */
+        double th = parse_seconds(v);
+        if (th < 0 || th > 3600 || (th > 0 && th < 0.5e-6))
+            return usage_error("bad think time '%s'", v);
+        o->think_us = (uint64_t)llround(th * 1e6);
+        o->think_set = 1;
     } else if (strcmp(a, "--timeout") == 0) {
         o->timeout_s = parse_seconds(v);
         if (o->timeout_s <= 0)
@@ -323,6 +334,8 @@ static int check_args(struct bench_opts *o)
         return usage_error("%s", "--busy-poll is for http:// and tcp:// targets");
     if (o->co_correct && (o->cmd != CMD_CLOSED || o->proto == BENCH_WS))
         return usage_error("%s", "--co-correct is for closed runs of http:// and tcp:// targets");
+    if (o->think_set && (o->cmd != CMD_CLOSED || o->proto == BENCH_WS))
+        return usage_error("%s", "--think is for closed runs of http:// and tcp:// targets");
     if (o->nconcurrencies && o->cmd != CMD_SWEEP)
         return usage_error("%s", "--concurrencies is for sweep");
     if ((o->profile || o->config_path) && o->cmd != CMD_PRESET)

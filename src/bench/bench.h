@@ -63,6 +63,8 @@ struct bench_opts {
     int new_conn;
     int co_correct; /* closed: also report latency corrected for coordinated omission, as wrk */
     uint64_t busy_poll_us; /* http, tcp: poll this long before sleeping (0: sleep at once) */
+    uint64_t think_us;     /* closed, http, tcp: a connection's pause after each response */
+    int think_set;
     double rps;
     int strict;
     double max_error_rate; /* < 0: not set */
@@ -107,8 +109,9 @@ struct bench_load {
     double duration_s; /* run time; 0 when total is set */
     uint64_t total;    /* closed: requests to send, 0 for "for duration_s" */
     int threads;
-    int subscribers; /* ws: receivers (the sender is one more connection) */
-    double warmup_s; /* load of the same shape before the measured run; not recorded */
+    int subscribers;   /* ws: receivers (the sender is one more connection) */
+    double warmup_s;   /* load of the same shape before the measured run; not recorded */
+    uint64_t think_us; /* closed, http and tcp: pause after each response (0: none) */
 };
 
 /* Latency over time: per slot, the completions, their latency sum and maximum. */
@@ -143,13 +146,14 @@ struct bench_ws_sync {
 struct bench_worker {
     const struct bench_target *t;
     enum bench_mode mode;
-    int conns;       /* connections (closed) or the connection cap (open) */
-    uint64_t total;  /* closed: requests to send, 0 for "until end_us"; open: scheduled */
-    uint64_t t0_us;  /* start of the measured run (open: of this worker's schedule) */
-    double rps;      /* open: this worker's rate */
-    uint64_t end_us; /* closed with -d: stop sending; open: end of the schedule */
-    int sender;      /* ws: this worker runs the sender connection */
-    int subscribers; /* ws: receivers on this worker */
+    int conns;         /* connections (closed) or the connection cap (open) */
+    uint64_t total;    /* closed: requests to send, 0 for "until end_us"; open: scheduled */
+    uint64_t t0_us;    /* start of the measured run (open: of this worker's schedule) */
+    double rps;        /* open: this worker's rate */
+    uint64_t end_us;   /* closed with -d: stop sending; open: end of the schedule */
+    uint64_t think_us; /* closed: each connection waits this long after a response */
+    int sender;        /* ws: this worker runs the sender connection */
+    int subscribers;   /* ws: receivers on this worker */
     struct bench_ws_sync *sync; /* ws: shared by the run's workers */
 
     /* Results. requests and errors are read (racily, for the progress line) while running. */

@@ -2,7 +2,9 @@
  * loop over its own connections. A tcp:// "request" is one --size message, and its response is
  * the same bytes echoed back.
  *
- * Closed loop: each connection sends its next request when the last response is complete.
+ * Closed loop: each connection sends its next request when the last response is complete, or
+ * with --think T, T after it: the connection waits in a FIFO queue (all waits are equal, so
+ * connections come due in the order they finished) and the loop's wait ends at the queue's head.
  * Open loop: requests start on the schedule (epoll_pwait2 wakes the loop at the next start, to the
  * microsecond); a request due while every connection is busy is dropped, not delayed. */
 #include <errno.h>
@@ -36,6 +38,7 @@ struct bconn {
     int busy; /* a request is in flight */
     uint32_t events;
     uint64_t sched_us, sent_us, deadline_us, retry_at;
+    uint64_t think_until; /* --think: when its next request is due */
     size_t woff;
     int pstate;
     int status;
@@ -57,6 +60,8 @@ struct client {
     int busy;
     uint64_t started;
     int retry_pending;
+    int *thinking; /* --think: a ring of the connections waiting, soonest due first */
+    int think_head, nthinking;
     struct schedule sched;
     uint64_t issued;
 };
@@ -112,6 +117,11 @@ static void conn_finish(struct client *cl, struct bconn *c, int err)
          * reset) must not recurse into the next one. */
         c->retry_at = now + (err == BENCH_ERR_CONNECT ? CONNECT_RETRY_US : 1);
         cl->retry_pending = 1;
+        return;
+    }
+    if (w->think_us) {
+        c->think_until = now + w->think_us;
+        cl->thinking[(cl->think_head + cl->nthinking++) % cl->n] = (int)(c - cl->conns);
         return;
     }
     if (closed_can_start(cl, now))
@@ -429,16 +439,43 @@ static void issue_due(struct client *cl, uint64_t now)
     }
 }
 
-/* How long the loop may sleep: until the next scan, or the next scheduled start if sooner. The
- * wait itself is the timer: one system call per wake-up, no timerfd to re-arm. */
+/* --think: starts the request of every connection whose wait is over. One that may not start
+ * (the run's end came) leaves the queue and stays idle. */
+static void think_due(struct client *cl, uint64_t now)
+{
+    while (cl->nthinking > 0) {
+        struct bconn *c = &cl->conns[cl->thinking[cl->think_head]];
+        if (c->think_until > now)
+            return;
+        cl->think_head = (cl->think_head + 1) % cl->n;
+        cl->nthinking--;
+        /* Now, not the loop's now: the sends before it in this pass are not its latency. */
+        uint64_t t = bench_now_us();
+        if (closed_can_start(cl, t))
+            start_request(cl, c, t);
+    }
+}
+
+/* How long the loop may sleep: until the next scan, or the next scheduled start, the end of the
+ * first --think wait or (--think with -d) the run's end if sooner. The wait itself is the timer:
+ * one system call per wake-up, no timerfd to re-arm. */
 static uint64_t wait_us(const struct client *cl, uint64_t now, uint64_t last_scan)
 {
+    const struct bench_worker *w = cl->w;
     uint64_t until = last_scan + SCAN_US;
-    if (cl->w->mode == BENCH_OPEN && cl->issued < cl->sched.total) {
+    if (w->mode == BENCH_OPEN && cl->issued < cl->sched.total) {
         uint64_t at = schedule_start_us(&cl->sched, cl->issued);
         if (at < until)
             until = at;
     }
+    if (cl->nthinking > 0) {
+        uint64_t at = cl->conns[cl->thinking[cl->think_head]].think_until;
+        if (at < until)
+            until = at;
+    }
+    /* Every connection may be waiting when the run ends: the end must not wait for the scan. */
+    if (w->think_us && w->total == 0 && w->end_us > now && w->end_us < until)
+        until = w->end_us;
     return until > now ? until - now : 0;
 }
 
@@ -490,6 +527,8 @@ static void client_loop(struct client *cl)
         }
         if (cl->w->mode == BENCH_OPEN)
             issue_due(cl, now);
+        else if (cl->nthinking > 0)
+            think_due(cl, now);
         if (client_done(cl, now))
             return;
         uint64_t us = wait_us(cl, now, last_scan);
@@ -511,8 +550,9 @@ int bench_http_worker_run(struct bench_worker *w)
     int rc = -1;
     cl.conns = calloc((size_t)cl.n, sizeof *cl.conns);
     cl.free_stack = calloc((size_t)cl.n, sizeof *cl.free_stack);
+    cl.thinking = calloc((size_t)cl.n, sizeof *cl.thinking);
     cl.ep = epoll_create1(EPOLL_CLOEXEC);
-    if (!cl.conns || !cl.free_stack || cl.ep < 0) {
+    if (!cl.conns || !cl.free_stack || !cl.thinking || cl.ep < 0) {
         snprintf(w->fail, sizeof w->fail, "out of memory or descriptors");
         goto out;
     }
@@ -529,6 +569,9 @@ int bench_http_worker_run(struct bench_worker *w)
             cl.free_stack[cl.nfree++] = i;
         }
     } else {
+        /* --think: the default 50 us timer slack would lengthen every wait. */
+        if (w->think_us)
+            prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
         uint64_t now = bench_now_us();
         for (int i = 0; i < cl.n && closed_can_start(&cl, now); i++)
             start_request(&cl, &cl.conns[i], now);
@@ -545,5 +588,6 @@ out:
         close(cl.ep);
     free(cl.conns);
     free(cl.free_stack);
+    free(cl.thinking);
     return rc;
 }

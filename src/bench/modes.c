@@ -33,7 +33,8 @@ static struct bench_load load_of(const struct bench_opts *o)
                                .total = o->total,
                                .threads = o->threads,
                                .subscribers = o->subscribers,
-                               .warmup_s = o->warmup_s};
+                               .warmup_s = o->warmup_s,
+                               .think_us = o->think_us};
 }
 
 /* Writes the files asked for and returns the exit status the results call for. */

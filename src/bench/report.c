@@ -97,6 +97,9 @@ void bench_print_result(FILE *out, const struct bench_opts *o, const struct benc
                 l->threads, l->conns, o->new_conn ? " (new connection per request)" : "");
     if (l->mode == BENCH_OPEN)
         fprintf(out, "target rps    %.1f\n", l->rps);
+    if (l->think_us)
+        fprintf(out, "think         %.3f ms (after each response; not in the latency)\n",
+                (double)l->think_us / 1e3);
     fprintf(out, "%s      %llu\n", o->proto == BENCH_WS ? "messages" : "requests",
             (unsigned long long)r->requests);
     if (o->proto == BENCH_WS)
@@ -235,6 +238,8 @@ static json_t *result_json(const struct bench_opts *o, const struct bench_result
     if (!j)
         return NULL;
     json_object_set_new(j, "unanswered", json_integer((json_int_t)r->unanswered));
+    if (l->think_us)
+        json_object_set_new(j, "think_ms", json_real((double)l->think_us / 1e3));
     if (o->busy_poll_us) {
         json_object_set_new(j, "busy_poll_us", json_integer((json_int_t)o->busy_poll_us));
         json_object_set_new(j, "busy_poll_percent", json_real(poll_pct(r)));
@@ -656,6 +661,9 @@ static void html_params(FILE *f, const struct bench_opts *o)
     }
     if (o->cmd == CMD_OPEN)
         html_param(f, "rate", "%.1f requests/s", o->rps);
+    if (o->think_us)
+        html_param(f, "think time", "%g ms after each response (not in the latency)",
+                   (double)o->think_us / 1e3);
     /* What a preset's profile or a sweep's default chose is in the table of runs. */
     if (o->total)
         html_param(f, "requests", "%llu", (unsigned long long)o->total);

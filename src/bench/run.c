@@ -115,6 +115,7 @@ static int worker_init(struct bench_worker *w, const struct bench_target *t,
     w->mode = l->mode;
     w->t0_us = t0;
     w->end_us = t0 + (uint64_t)(l->duration_s * 1e6);
+    w->think_us = l->mode == BENCH_CLOSED ? l->think_us : 0;
     if (t->proto == BENCH_WS) {
         w->sender = i == 0;
         w->subscribers = l->subscribers / nt + (i < l->subscribers % nt);

@@ -126,6 +126,53 @@ def test_json_output(weft, tmp_path):
     assert j["requests"] + j["dropped"] + j["errors_total"] == 50
 
 
+def think_run_checks(p, out, think_ms=20):
+    """A closed -c 2 -d 1 run with --think: each connection's cycle is the think time plus a
+    response's latency, so 2 connections make at most 2 x 1 s / think requests, and the latency
+    (from the send) leaves the think time out."""
+    assert p.returncode == 0, p.stderr
+    assert re.search(rf"^think +{think_ms}\.000 ms \(", p.stdout, re.M), p.stdout
+    j = json.loads(out.read_text())
+    assert j["think_ms"] == think_ms and j["errors_total"] == 0, j
+    # At most 50 starts per connection in 1 s (0, 20, ... 980 ms); the lower bound leaves each
+    # cycle 13 ms above the think time for a loaded machine.
+    assert 60 <= j["rps"] <= 100, j
+    assert j["latency_ms"]["p50"] < think_ms / 2, j
+
+
+def test_closed_think_time(weft, tmp_path):
+    out = tmp_path / "t.json"
+    think_run_checks(bench("closed", "-c", 2, "--think", "20ms", "-d", 1, "--json", out, url(weft)),
+                     out)
+
+    # -n: exactly TOTAL requests; each connection's 10 go out 10 ms apart
+    html = tmp_path / "t.html"
+    p = bench("closed", "-c", 2, "-n", 20, "--think", "10ms", "--json", out, "--html", html,
+              url(weft))
+    assert p.returncode == 0, p.stderr
+    j = json.loads(out.read_text())
+    assert j["requests"] == 20 and j["errors_total"] == 0, j
+    assert 0.09 <= j["duration_s"] < 1.0, j
+    assert "<th>think time</th><td>10 ms after each response" in html.read_text()
+
+    # -d: a wait that outlasts the run neither starts a request nor holds the end back
+    p = bench("closed", "-c", 2, "--think", "5s", "-d", "300ms", "--json", out, url(weft))
+    assert p.returncode == 0, p.stderr
+    j = json.loads(out.read_text())
+    assert j["requests"] == 2 and j["errors_total"] == 0 and j["unanswered"] == 0, j
+    assert j["duration_s"] < 1.0, j
+
+    # a new connection per request waits too, closed, and reconnects for the next
+    p = bench("closed", "-c", 2, "-n", 10, "--think", "1ms", "--new-conn", url(weft))
+    assert p.returncode == 0, p.stderr
+    assert field(p.stdout, "requests") == 10 and errors(p.stdout)[0] == 0, p.stdout
+
+    # without --think the report and the JSON are as before
+    p = bench("closed", "-c", 2, "-n", 10, "--json", out, url(weft))
+    assert p.returncode == 0 and "think" not in p.stdout, p.stdout
+    assert "think_ms" not in json.loads(out.read_text())
+
+
 def test_usage_errors_exit_2():
     for args in ([],
                  ["nosuchmode", "http://127.0.0.1:1/"],
@@ -141,7 +188,15 @@ def test_usage_errors_exit_2():
                  ["open", "--rps", "10", "-d", "1", "--co-correct", "http://127.0.0.1:1/"],
                  ["closed", "--co-correct", "--subscribers", "2", "ws://127.0.0.1:1/ws"],
                  ["closed", "--busy-poll", "50", "--subscribers", "2", "ws://127.0.0.1:1/ws"],
-                 ["closed", "--busy-poll", "x", "http://127.0.0.1:1/"]):
+                 ["closed", "--busy-poll", "x", "http://127.0.0.1:1/"],
+                 ["open", "--rps", "10", "-d", "1", "--think", "5ms", "http://127.0.0.1:1/"],
+                 ["preset", "--think", "5ms", "http://127.0.0.1:1/"],
+                 ["sweep", "--concurrencies", "1,2", "--think", "5ms", "http://127.0.0.1:1/"],
+                 ["closed", "--think", "5ms", "--subscribers", "2", "ws://127.0.0.1:1/ws"],
+                 ["closed", "--think", "5ms", "ws://127.0.0.1:1/ws"],
+                 ["closed", "--think", "x", "http://127.0.0.1:1/"],
+                 ["closed", "--think", "-1ms", "http://127.0.0.1:1/"],
+                 ["closed", "--think", "3601", "http://127.0.0.1:1/"]):
         p = bench(*args)
         assert p.returncode == 2, (args, p.returncode, p.stdout, p.stderr)
         assert p.stdout == "", args
@@ -256,6 +311,7 @@ def test_chunked_and_close_delimited_bodies():
 def test_help():
     p = subprocess.run([WEFT_BIN, "help", "bench"], capture_output=True, text=True, timeout=10)
     assert p.returncode == 0 and "weft bench closed" in p.stdout and "--rps" in p.stdout
+    assert "--think T" in p.stdout
 
 
 def test_unanswered_requests_are_reported(weft_factory, tmp_path):

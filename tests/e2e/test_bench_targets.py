@@ -7,7 +7,7 @@ import re
 
 from conftest import metric, metrics_until
 from conftest import bench, free_port
-from test_bench import errors, field
+from test_bench import errors, field, think_run_checks
 
 
 def chat_weft(weft_factory, *flags):
@@ -176,6 +176,12 @@ def test_tcp_open_loop(weft):
     assert n + dropped + errors(p.stdout)[0] == 500, p.stdout
     assert n >= 450 and errors(p.stdout)[0] == 0, p.stdout  # drops only on a stalled host
     assert latency_row(p.stdout, "corrected")[0] > 0
+
+
+def test_tcp_closed_think_time(weft, tmp_path):
+    out = tmp_path / "t.json"
+    think_run_checks(bench("closed", "-c", 2, "--think", "20ms", "-d", 1, "--json", out,
+                           tcp_url(weft)), out)
 
 
 def test_tcp_wrong_echo_is_an_error_not_a_hang(weft):
