@@ -394,6 +394,16 @@ def ratio(a, b):
     return a / b if b else float("nan")
 
 
+def ratio_row(num, den, pre=""):
+    """Ratios num / den of p50, p90, p99 (num's with prefix pre, e.g. "co_") and of req/s, and
+    the percentiles within 10 %: (the ratios as a dict, the table cells after the first two)."""
+    rs = [ratio(num[f"{pre}p{p}_ms"], den[f"p{p}_ms"]) for p in ("50", "90", "99")]
+    rr = ratio(num["rps"], den["rps"])
+    within = [p for p, r in zip(("p50", "p90", "p99"), rs) if 0.9 <= r <= 1.1]
+    cells = [f"{rr:.2f}", *(f"{r:.2f}" for r in rs), ", ".join(within) or "none"]
+    return dict(zip(("p50", "p90", "p99", "rps"), rs + [rr])), cells
+
+
 def us_per_req(runs):
     """Median over the runs of the tool's CPU microseconds per completed request."""
     return bl.median([1e6 * r["cpu_s"] / r["requests"] if r["requests"] else float("nan")
@@ -577,12 +587,8 @@ def report(res):
                     pairs.append((f"closed, c={case['conns']} (its own 50 %), co-corrected",
                                   "co_"))
             for name, pre in pairs:
-                rs = [ratio(m[f"{pre}p{p}_ms"], wrk[f"p{p}_ms"]) for p in ("50", "90", "99")]
-                rr = ratio(m["rps"], wrk["rps"])
-                h["ratios"][name] = dict(zip(("p50", "p90", "p99", "rps"), rs + [rr]))
-                within = [p for p, r in zip(("p50", "p90", "p99"), rs) if 0.9 <= r <= 1.1]
-                rows.append([h["threads"], name, f"{rr:.2f}", *(f"{r:.2f}" for r in rs),
-                             ", ".join(within) or "none"])
+                h["ratios"][name], cells = ratio_row(m, wrk, pre)
+                rows.append([h["threads"], name, *cells])
     print(md_table(["threads", "weft bench", "req/s", "p50", "p90", "p99", "within 10 %"], rows))
     print()
     # How far each tool's own runs spread: a ratio of medians is only as good as that.
@@ -655,12 +661,8 @@ def report_think(res):
         med = x["median"]
         x["ratios"] = {}
         for name, num, den in THINK_RATIOS:
-            rs = [ratio(med[num][f"p{p}_ms"], med[den][f"p{p}_ms"]) for p in ("50", "90", "99")]
-            rr = ratio(med[num]["rps"], med[den]["rps"])
-            x["ratios"][name] = dict(zip(("p50", "p90", "p99", "rps"), rs + [rr]))
-            within = [p for p, r in zip(("p50", "p90", "p99"), rs) if 0.9 <= r <= 1.1]
-            rows.append([x["threads"], name, f"{rr:.2f}", *(f"{r:.2f}" for r in rs),
-                         ", ".join(within) or "none"])
+            x["ratios"][name], cells = ratio_row(med[num], med[den])
+            rows.append([x["threads"], name, *cells])
     print(md_table(["threads", "ratio", "req/s", "p50", "p90", "p99", "within 10 %"], rows))
     print()
     print("Each run's p99 in ms: " + "; ".join(
