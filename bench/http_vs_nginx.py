@@ -4,7 +4,7 @@ CPU seconds and requests per CPU-second; /sleep and POST /reverse on weft; optio
 instructions per request of both under valgrind's callgrind.
 
     bench/http_vs_nginx.py [--weft build-bench/weft] [--workers 1,2] [--duration 10]
-                           [--repeat 3] [--callgrind] [--uring] [--json FILE]
+                           [--repeat 3] [--pin] [--callgrind] [--uring] [--json FILE]
 
 The GET / comparison runs --repeat rounds per case, the servers' order alternating, and reports
 the medians and the range of the per-round ratios. See bench/README.md. Everything runs on
@@ -135,9 +135,17 @@ def parse_dur(s):
     return float(m.group(1)) * UNITS[m.group(2)] if m else float("nan")
 
 
-def run_wrk(url, conns, duration, pids_fn, headers=(), script=None, threads=1):
-    """One wrk run (-t1 unless told). pids_fn() gives the server's PIDs, whose CPU time is
-    summed."""
+def pin(pids, cpus):
+    """Binds every thread of the processes pids to the CPUs cpus (threads started later inherit
+    it from theirs)."""
+    for pid in pids:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            os.sched_setaffinity(int(tid), cpus)
+
+
+def run_wrk(url, conns, duration, pids_fn, headers=(), script=None, threads=1, cpus=None):
+    """One wrk run (-t1 unless told), on the CPUs cpus if given. pids_fn() gives the server's
+    PIDs, whose CPU time is summed."""
     args = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{duration}s", "--latency", "--timeout", "5s"]
     for h in headers:
         args += ["-H", h]
@@ -149,7 +157,8 @@ def run_wrk(url, conns, duration, pids_fn, headers=(), script=None, threads=1):
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     m0 = bl.machine_cpu()
     t0 = time.monotonic()
-    p = subprocess.run(args, capture_output=True, text=True, timeout=duration + 60)
+    p = subprocess.run(args, capture_output=True, text=True, timeout=duration + 60,
+                       preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
     wall = time.monotonic() - t0
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     m1 = bl.machine_cpu()
@@ -208,7 +217,7 @@ def summarize(runs):
     return s
 
 
-def compare_case(servers, i, case, workers, a):
+def compare_case(servers, i, case, workers, a, cpus):
     """Case i of the GET / comparison, a.repeat rounds of one wrk run per server. Returns
     {server: summarize(its runs)}."""
     label, conns, hdrs = case
@@ -220,7 +229,7 @@ def compare_case(servers, i, case, workers, a):
         order = names if (i + rnd) % 2 == 0 else names[::-1]
         for name in order:
             base, pids = servers[name]
-            r = run_wrk(base + "/", conns, a.duration, pids, headers=hdrs)
+            r = run_wrk(base + "/", conns, a.duration, pids, headers=hdrs, cpus=cpus)
             r.update(server=name, workers=workers, case=label, round=rnd)
             runs[name].append(r)
             print(f"  ran {name} workers={workers} {label} c={conns} round {rnd + 1}/{a.repeat}: "
@@ -410,6 +419,8 @@ def main():
     ap.add_argument("--callgrind-requests", type=int, default=20000)
     ap.add_argument("--callgrind-only", action="store_true", help="skip the wrk runs")
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    ap.add_argument("--pin", action="store_true",
+                    help="one worker: servers on CPU 0, wrk on CPU 1 (two workers: not pinned)")
     ap.add_argument("--uring", action="store_true",
                     help="also run weft --io uring as a third server in every comparison")
     a = ap.parse_args()
@@ -426,11 +437,13 @@ def main():
         sys.exit(f"http_vs_nginx.py: no weft binary at {a.weft} (build it first)")
 
     results = {"machine": {"cpus": os.cpu_count(), "kernel": os.uname().release},
-               "duration_s": a.duration, "repeat": a.repeat, "compare": [], "weft_only": [],
+               "duration_s": a.duration, "repeat": a.repeat, "pin": a.pin, "compare": [], "weft_only": [],
                "notes": []}
     t_start = time.monotonic()
     print(f"# weft vs nginx: {os.cpu_count()} CPUs, wrk -t1 -d{a.duration}s, "
-          f"{a.repeat} rounds, weft {a.weft}", flush=True)
+          f"{a.repeat} rounds, weft {a.weft}"
+          + (" (one worker: servers pinned to CPU 0, wrk to CPU 1)" if a.pin else ""),
+          flush=True)
     with tempfile.TemporaryDirectory(prefix="weft-http-bench-") as tmp:
         lua = os.path.join(tmp, "reverse.lua")
         with open(lua, "w") as f:
@@ -453,21 +466,28 @@ def main():
                 if wuring:
                     servers["weft-uring"] = (f"http://127.0.0.1:{wuring.ports['http']}",
                                              lambda: [wuring.pid])
+                # --pin (one worker): the servers on CPU 0, wrk on CPU 1, a core each
+                wrk_cpus = None
+                if a.pin and w == 1:
+                    for _, pids in servers.values():
+                        pin(pids(), {0})
+                    wrk_cpus = {1}
                 cases = [("keep-alive", 100, ()), ("keep-alive", 1000, ()),
                          ("close", 100, ("Connection: close",))]
                 for i, case in enumerate(cases):
-                    results["compare"].append(compare_case(servers, i, case, w, a))
+                    results["compare"].append(compare_case(servers, i, case, w, a, wrk_cpus))
                 base = f"http://127.0.0.1:{weft.ports['http']}"
                 # /sleep leaves the server idle most of the time; the answers that come due
                 # together reach wrk in a burst, and one wrk thread (~15 us per answer) then
                 # holds the next requests back: -t2 shows the server without that limit.
                 for t in (1, 2):
                     r = run_wrk(base + "/sleep?ms=10", 100, a.duration, lambda: [weft.pid],
-                                threads=t)
+                                threads=t, cpus=wrk_cpus)
                     r.update(server="weft", workers=w, case=f"GET /sleep?ms=10 (wrk -t{t})")
                     r["pct_of_ideal"] = 100 * r["rps"] / (100 / 0.010)
                     results["weft_only"].append(r)
-                r = run_wrk(base + "/reverse", 1000, a.duration, lambda: [weft.pid], script=lua)
+                r = run_wrk(base + "/reverse", 1000, a.duration, lambda: [weft.pid], script=lua,
+                            cpus=wrk_cpus)
                 r.update(server="weft", workers=w, case="POST /reverse")
                 results["weft_only"].append(r)
                 print(f"  ran weft workers={w} sleep and reverse", file=sys.stderr, flush=True)
