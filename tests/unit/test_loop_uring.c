@@ -26,6 +26,15 @@
 #include "core/poll_uring.h"
 #include "tcp_pair.h"
 
+/* Gives the just-closed fd number to an eventfd at once, as the next connection would take it:
+ * what the old registration still had in the ring must not reach the new owner. */
+static void take_fd_number(int fd)
+{
+    int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    assert_int_equal(dup2(efd, fd), fd);
+    close(efd);
+}
+
 static uint64_t mono_us(void)
 {
     struct timespec ts;
@@ -257,9 +266,7 @@ static void test_forget_then_close_closes(void **state)
     close(sfd);
     /* The fd number is taken by someone else at once. */
     struct watch w2 = {.io.fn = watch_fn};
-    int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    assert_int_equal(dup2(efd, sfd), sfd);
-    close(efd);
+    take_fd_number(sfd);
     w2.io.fd = sfd;
     assert_int_equal(loop_add(l, &w2.io, EV_IN), 0);
     int calls = w.calls;
@@ -271,11 +278,9 @@ static void test_forget_then_close_closes(void **state)
     assert_int_equal(w2.wdone, 0);
     assert_int_equal(w2.calls, 0);
     /* The peer got the bytes and the end: the poll request no longer holds the socket. */
-    struct timeval tv = {.tv_sec = 2};
-    setsockopt(cfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     char buf[16];
-    assert_int_equal(read(cfd, buf, sizeof buf), 3);
-    assert_int_equal(read(cfd, buf, sizeof buf), 0);
+    assert_int_equal(read_within_2s(cfd, buf, sizeof buf), 3);
+    assert_int_equal(read_within_2s(cfd, buf, sizeof buf), 0);
     loop_forget(l, &w2.io);
     close(w2.io.fd);
     close(cfd);
@@ -502,9 +507,7 @@ static void test_recv_forget_then_close_closes(void **state)
     loop_run_once(l, 0);
     loop_forget(l, &w->io);
     close(sfd);
-    int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    assert_int_equal(dup2(efd, sfd), sfd);
-    close(efd);
+    take_fd_number(sfd);
     struct watch *w2 = watch_new(l, sfd);
     assert_int_equal(loop_add(l, &w2->io, EV_IN), 0);
     int calls = w->calls;
@@ -516,11 +519,9 @@ static void test_recv_forget_then_close_closes(void **state)
     assert_int_equal(w->calls, calls);
     assert_int_equal(w2->ndata, 0);
     assert_int_equal(w2->calls, 0);
-    struct timeval tv = {.tv_sec = 2};
-    setsockopt(cfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     char buf[16];
     /* Closed with unread bytes: a reset, or an EOF; never a timeout. */
-    ssize_t n = read(cfd, buf, sizeof buf);
+    ssize_t n = read_within_2s(cfd, buf, sizeof buf);
     assert_true(n == 0 || (n < 0 && errno == ECONNRESET));
     loop_forget(l, &w2->io);
     close(w2->io.fd);
@@ -545,33 +546,10 @@ static void test_close_through_the_ring(void **state)
     loop_run_once(l, 0);
     assert_int_equal(fcntl(sfd, F_GETFD), -1);
     assert_int_equal(errno, EBADF);
-    struct timeval tv = {.tv_sec = 2};
-    setsockopt(cfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     char buf[4];
-    assert_int_equal(read(cfd, buf, sizeof buf), 0);
+    assert_int_equal(read_within_2s(cfd, buf, sizeof buf), 0);
     close(cfd);
     free(w);
-}
-
-static int listener(struct sockaddr_in *a)
-{
-    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    socklen_t al = sizeof *a;
-    memset(a, 0, sizeof *a);
-    a->sin_family = AF_INET;
-    a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (lfd < 0 || bind(lfd, (struct sockaddr *)a, sizeof *a) < 0 || listen(lfd, 64) < 0 ||
-        getsockname(lfd, (struct sockaddr *)a, &al) < 0)
-        return -1;
-    return lfd;
-}
-
-static int dial(const struct sockaddr_in *a)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, (const struct sockaddr *)a, sizeof *a) < 0)
-        return -1;
-    return fd;
 }
 
 static void close_accepted(struct watch *w)

@@ -689,11 +689,9 @@ static void test_write_to_closed_peer_is_epipe(void **state)
 /* Reads until EOF (or 2 s without anything); returns the bytes read. */
 static size_t read_to_eof(int fd, char *out, size_t cap)
 {
-    struct timeval tv = {.tv_sec = 2};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     size_t got = 0;
     for (;;) {
-        ssize_t n = read(fd, out + got, cap - got);
+        ssize_t n = read_within_2s(fd, out + got, cap - got);
         if (n <= 0)
             break;
         got += (size_t)n;
