@@ -53,6 +53,7 @@ enum {
     CONN_RECV = 1u << 12,     /* the poller receives for us (EV_RECV): no reads of our own */
     CONN_RON = 1u << 13,      /* with CONN_RECV: we asked for the receive to run */
     CONN_CORKED = 1u << 14,   /* bytes written with MSG_MORE wait for our FIN (do_write) */
+    CONN_QUIET = 1u << 15,    /* the peer said it sends nothing more (its last request) */
 };
 
 #define CONN_HIGH_WATERMARK (256u * 1024u)

@@ -276,6 +276,8 @@ static int http_data(struct conn *c)
             used = total;
         }
         hc->keep_alive = req.keep_alive && !server_draining(w->srv);
+        if (!req.keep_alive)
+            c->flags |= CONN_QUIET;
         hc->http10 = req.minor_version == 0;
         hc->head_only = req.method == HTTP_HEAD;
         note_line(hc, &req, hw->access_fd >= 0);
