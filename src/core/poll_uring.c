@@ -240,6 +240,9 @@ static int ur_enable(struct uring *u)
     if (rc < 0)
         return rc == -1 ? -errno : rc;
     u->enabled = 1;
+    /* The worker's thread enters the ring by a registered index, not its fd (no file lookup per
+     * io_uring_enter); per thread, so here, on the loop's own thread. Optional (5.18). */
+    io_uring_register_ring_fd(&u->ring);
     return 0;
 }
 
