@@ -412,7 +412,8 @@ void http_upgrade(struct http_exchange *x, const struct proto *p, void *data)
     conn_timer_cancel(c);
     c->proto = p;
     c->data = data;
-    conn_flush_later(c); /* frames sent right behind the handshake are read on the next pass */
+    c->flags &= ~CONN_QUIET; /* the new protocol's peer talks on ("Connection: close, Upgrade") */
+    conn_flush_later(c);     /* frames sent right behind the handshake are read on the next pass */
 }
 
 /* ---- asynchronous answers ---- */

@@ -170,6 +170,23 @@ def test_connection_close_after_keepalive_requests(weft):
         expect_closed(c)
 
 
+@pytest.mark.parametrize("method,body", [("GET", b""), ("POST", b"x" * 3000)])
+def test_connection_close_ends_with_fin_not_reset(weft, method, body):
+    """The client's last request: the whole response, then a clean end (EOF, never a reset),
+    promptly, connection after connection (the close sends the held bytes with the FIN)."""
+    path = "/" if method == "GET" else "/echo"
+    want = HELLO if method == "GET" else body
+    req = build_request(method, path, body=body, headers={"Connection": "close"})
+    for i in range(50):
+        with connect(weft.addr("http")) as s:
+            s.sendall(req)
+            how, data = wait_closed(s, timeout=3.0)
+            assert how == "eof", f"connection {i}: {how} after {data[:200]!r}"
+            head, _, got = data.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200 ") and b"Connection: close" in head, head
+            assert got == want, f"connection {i}: body {got[:100]!r}"
+
+
 # ---------------------------------------------------------------------------------------------
 # chunked request bodies
 
