@@ -45,7 +45,7 @@ wrk.headers["Content-Type"] = "application/json"
 
 # ---- nginx ----
 
-def nginx_conf(tmp, name, workers, port, single=False):
+def nginx_conf(tmp, name, workers, port, single=False, deferred=False):
     d = os.path.join(tmp, name)
     os.makedirs(d, exist_ok=True)
     lines = []
@@ -64,7 +64,7 @@ def nginx_conf(tmp, name, workers, port, single=False):
         f"    fastcgi_temp_path {d}/fastcgi;",
         f"    uwsgi_temp_path {d}/uwsgi;",
         f"    scgi_temp_path {d}/scgi;",
-        f"    server {{ listen 127.0.0.1:{port}; "
+        f"    server {{ listen 127.0.0.1:{port}{' deferred' if deferred else ''}; "
         'location = / { return 200 "Hello, World!"; } }',
         "}",
     ]
@@ -89,9 +89,10 @@ def wait_port(port, timeout, proc=None):
 
 
 class Nginx:
-    def __init__(self, tmp, workers):
+    def __init__(self, tmp, workers, deferred=False):
         self.port = bl.free_port()
-        self.conf, self.dir = nginx_conf(tmp, f"nginx-w{workers}", workers, self.port)
+        self.conf, self.dir = nginx_conf(tmp, f"nginx-w{workers}", workers, self.port,
+                                         deferred=deferred)
         self.log = open(os.path.join(self.dir, "stderr.log"), "w")
         self.proc = subprocess.Popen(["nginx", "-p", self.dir, "-c", self.conf, "-g", "daemon off;"],
                                      stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
@@ -423,6 +424,8 @@ def main():
                     help="one worker: servers on CPU 0, wrk on CPU 1 (two workers: not pinned)")
     ap.add_argument("--uring", action="store_true",
                     help="also run weft --io uring as a third server in every comparison")
+    ap.add_argument("--nginx-deferred", action="store_true",
+                    help="nginx listens with 'deferred' (TCP_DEFER_ACCEPT), as weft does by default")
     a = ap.parse_args()
 
     if a.repeat < 1:
@@ -437,12 +440,14 @@ def main():
         sys.exit(f"http_vs_nginx.py: no weft binary at {a.weft} (build it first)")
 
     results = {"machine": {"cpus": os.cpu_count(), "kernel": os.uname().release},
-               "duration_s": a.duration, "repeat": a.repeat, "pin": a.pin, "compare": [], "weft_only": [],
+               "duration_s": a.duration, "repeat": a.repeat, "pin": a.pin,
+               "nginx_deferred": a.nginx_deferred, "compare": [], "weft_only": [],
                "notes": []}
     t_start = time.monotonic()
     print(f"# weft vs nginx: {os.cpu_count()} CPUs, wrk -t1 -d{a.duration}s, "
           f"{a.repeat} rounds, weft {a.weft}"
-          + (" (one worker: servers pinned to CPU 0, wrk to CPU 1)" if a.pin else ""),
+          + (" (one worker: servers pinned to CPU 0, wrk to CPU 1)" if a.pin else "")
+          + (", nginx with 'listen ... deferred'" if a.nginx_deferred else ""),
           flush=True)
     with tempfile.TemporaryDirectory(prefix="weft-http-bench-") as tmp:
         lua = os.path.join(tmp, "reverse.lua")
@@ -458,7 +463,7 @@ def main():
                     ulog = os.path.join(tmp, f"weft-uring-w{w}.log")
                     wuring = bl.Weft(a.weft, w, extra=("--io", "uring"), services=("http",),
                                      log_path=ulog)
-                ngx = Nginx(tmp, w)
+                ngx = Nginx(tmp, w, deferred=a.nginx_deferred)
                 servers = {
                     "weft": (f"http://127.0.0.1:{weft.ports['http']}", lambda: [weft.pid]),
                     "nginx": (f"http://127.0.0.1:{ngx.port}", ngx.pids),

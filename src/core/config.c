@@ -96,6 +96,8 @@ static const struct opt opts[] = {
          "least severe message logged"),
     ENUM("io", "--io", io, io_names, "epoll",
          "I/O backend of the workers: epoll, or io_uring (batched system calls)"),
+    NUM("defer_accept", "--defer-accept", T_DURATION, defer_accept, 0, 600, "1s",
+        "http, chat, admin: a connection reaches weft with its first bytes (or after this long); 0: off"),
     ENUM("model", "--model", model, model_names, "async", "concurrency model of the http service"),
     STR("access_log", "--access-log", access_log, "FILE|-",
         "one line per HTTP request to FILE, or - for stdout (default: off)", NULL),

@@ -42,7 +42,8 @@ struct config {
     int blocking_threads;    /* the blocking-task pool */
     double shutdown_timeout; /* seconds */
     enum log_level log_level;
-    enum io_backend io; /* the workers' poller */
+    enum io_backend io;  /* the workers' poller */
+    double defer_accept; /* seconds; 0: off (TCP_DEFER_ACCEPT on the HTTP-speaking listeners) */
 
     /* http */
     enum http_model model;

@@ -19,6 +19,14 @@ void net_format_addr(const char *host, uint16_t port, char *out, size_t outlen)
         snprintf(out, outlen, "%s:%u", host, port);
 }
 
+int net_defer_accept(int fd, double seconds)
+{
+    int secs = (int)seconds;
+    if (secs < seconds)
+        secs++;
+    return setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, sizeof secs) < 0 ? -errno : 0;
+}
+
 int net_listen(const struct config_addr *addr, uint16_t port, uint16_t *bound_port, char *err,
                size_t errlen)
 {

@@ -11,6 +11,11 @@
 int net_listen(const struct config_addr *addr, uint16_t port, uint16_t *bound_port, char *err,
                size_t errlen);
 
+/* Has the kernel hand over a listener's connections only once their first bytes arrive, or
+ * once `seconds` (rounded up) passed without any (TCP_DEFER_ACCEPT): for protocols where the
+ * client speaks first, it saves a wake-up per connection. Returns 0 or -errno. */
+int net_defer_accept(int fd, double seconds);
+
 /* Formats host:port, bracketing IPv6 hosts. */
 void net_format_addr(const char *host, uint16_t port, char *out, size_t outlen);
 

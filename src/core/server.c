@@ -64,6 +64,13 @@ static int open_listeners(struct server *srv)
                 return -1;
             }
             srv->listen_fds[s][i] = fd;
+            /* The HTTP-speaking services' clients speak first (not the balancer's: a TCP
+             * backend may greet first). */
+            int rc = cfg->defer_accept > 0 && (s == SVC_HTTP || s == SVC_CHAT || s == SVC_ADMIN)
+                         ? net_defer_accept(fd, cfg->defer_accept)
+                         : 0;
+            if (rc < 0)
+                log_warn("%s service: TCP_DEFER_ACCEPT: %s", service_names[s], strerror(-rc));
         }
         srv->ports[s] = port;
     }

@@ -429,6 +429,27 @@ def test_chunked_body_costs_like_content_length(weft_factory):
 # ---------------------------------------------------------------------------------------------
 # timeouts and connection limit
 
+@pytest.mark.parametrize("defer,lo,hi", [(None, 1.7, 4.0), ("0", 0.8, 1.6)])
+def test_silent_connection_closed_after_defer_and_head_timeout(weft_factory, defer, lo, hi):
+    """A client that connects and sends nothing: by default (--defer-accept 1s) the kernel keeps
+    it from weft for a second, then weft's head timeout runs (closed quietly, no 408: nothing
+    was asked); with --defer-accept 0 the head timeout starts at the connect. Never a hang."""
+    flags = ["--http-head-timeout", "1s"] + (["--defer-accept", defer] if defer else [])
+    w = weft_factory(*flags)
+    with connect(w.addr("http")) as s:
+        t = time.monotonic()
+        how, extra = wait_closed(s, timeout=8)
+        took = time.monotonic() - t
+    assert how in ("eof", "reset"), "a silent connection was still open after 8 s"
+    assert extra == b"", f"bytes to a silent connection: {extra[:200]!r}"
+    assert lo <= took <= hi, f"silent connection closed after {took:.2f}s ({flags})"
+    # Meanwhile a client that speaks at once is answered at once.
+    with RawHTTP(w.addr("http")) as c:
+        t = time.monotonic()
+        assert c.request("GET", "/").status == 200
+        assert time.monotonic() - t < 0.5
+
+
 def test_keepalive_timeout_closes_idle_connection(weft_factory):
     w = weft_factory("--http-keepalive-timeout", "1s")
     with RawHTTP(w.addr("http")) as c:

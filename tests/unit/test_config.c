@@ -94,6 +94,7 @@ static void test_defaults(void **state)
     assert_true(c.shutdown_timeout == 10.0);
     assert_int_equal(c.log_level, LOG_INFO);
     assert_int_equal(c.io, IO_EPOLL);
+    assert_true(c.defer_accept == 1.0);
     assert_int_equal(c.model, MODEL_ASYNC);
     assert_string_equal(c.access_log, "");
     assert_string_equal(c.static_dir, "");
@@ -259,8 +260,8 @@ static void test_flags_good(void **state)
     int rc =
         parse(&c, err, "--http", "0.0.0.0:0", "--echo=off", "--chat", "[::1]:0", "--workers", "3",
               "--max-connections=1000000", "--blocking-threads", "1", "--shutdown-timeout", "500ms",
-              "--log-level", "debug", "--io", "uring", "--model", "threaded", "--access-log", "-",
-              "--static", "/", "--http-max-head", "1K", "--http-max-body", "0",
+              "--log-level", "debug", "--io", "uring", "--defer-accept", "0", "--model", "threaded",
+              "--access-log", "-", "--static", "/", "--http-max-head", "1K", "--http-max-body", "0",
               "--http-head-timeout", "1.5", "--http-keepalive-timeout", "2m", "--chat-origin",
               "https://a.example", "--chat-max-message", "125", "--chat-max-rooms", "7",
               "--chat-max-clients-per-room", "8", "--chat-max-queue", "64MiB", "--chat-slow-policy",
@@ -280,6 +281,7 @@ static void test_flags_good(void **state)
     assert_true(c.shutdown_timeout == 0.5);
     assert_int_equal(c.log_level, LOG_DEBUG);
     assert_int_equal(c.io, IO_URING);
+    assert_true(c.defer_accept == 0);
     assert_int_equal(c.model, MODEL_THREADED);
     assert_string_equal(c.access_log, "-");
     assert_string_equal(c.static_dir, "/");
@@ -747,6 +749,7 @@ static void test_help(void **state)
         "--shutdown-timeout DURATION",
         "--log-level error|warn|info|debug",
         "--io epoll|uring",
+        "--defer-accept DURATION",
         "--model async|threaded|blocking",
         "--access-log FILE|-",
         "--static DIR",
@@ -772,11 +775,11 @@ static void test_help(void **state)
         if (!strstr(buf, expect[i]))
             fail_msg("help lacks '%s':\n%s", expect[i], buf);
     }
-    /* Every option line is a flag; 30 options plus --config. */
+    /* Every option line is a flag; 31 options plus --config. */
     int lines = 0;
     for (const char *p = buf; (p = strstr(p, "\n  --")) != NULL; p++)
         lines++;
-    assert_int_equal(lines, 31);
+    assert_int_equal(lines, 32);
     free(buf);
 }
 
@@ -806,7 +809,7 @@ static void test_every_flag_is_a_key(void **state)
             fail_msg("flag of '%s' has no key: %s", key, err);
         n++;
     }
-    assert_int_equal(n, 30);
+    assert_int_equal(n, 31);
     free(buf);
 }
 
