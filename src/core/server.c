@@ -69,7 +69,7 @@ static int open_listeners(struct server *srv)
             int rc = cfg->defer_accept > 0 && (s == SVC_HTTP || s == SVC_CHAT || s == SVC_ADMIN)
                          ? net_defer_accept(fd, cfg->defer_accept)
                          : 0;
-            if (rc < 0)
+            if (rc < 0 && i == 0)
                 log_warn("%s service: TCP_DEFER_ACCEPT: %s", service_names[s], strerror(-rc));
         }
         srv->ports[s] = port;
