@@ -421,7 +421,9 @@ def test_chunked_body_costs_like_content_length(weft_factory):
                 t.join(10)
                 assert r.status == 200 and len(r.body) == size, (name, r.status)
         cost[name] = cpu_seconds(w.pid) - c0
-    assert cost["chunked"] < 3 * cost["content-length"] + 0.1, \
+    # Re-copying the body on every read cost 7 s here; a linear decoder costs a few times the
+    # Content-Length path (more under the sanitizers, where 4.7x was seen once).
+    assert cost["chunked"] < 8 * cost["content-length"] + 0.5, \
         f"3 uploads of 4 MiB cost weft {cost['chunked']:.2f}s of CPU chunked (64 KiB chunks) " \
         f"and {cost['content-length']:.2f}s with Content-Length"
 
