@@ -78,6 +78,17 @@ def tree_stime(pids):
     return sum(c[1] for c in (proc_cpu_split(p) for p in pids) if c is not None)
 
 
+def cpu_busy(cpu):
+    """Busy seconds of one CPU so far (every /proc/stat field but idle and iowait): the work of
+    every process that ran there and the interrupt work the kernel charges to none."""
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith(f"cpu{cpu} "):
+                vals = [int(x) for x in line.split()[1:9]]
+                return (sum(vals) - vals[3] - vals[4]) / CLK_TCK
+    raise ValueError(f"no cpu{cpu} in /proc/stat")
+
+
 def machine_cpu():
     """(busy, total) CPU seconds of the whole machine so far, from /proc/stat."""
     with open("/proc/stat") as f:

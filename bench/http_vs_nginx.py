@@ -4,7 +4,14 @@ CPU seconds and requests per CPU-second; /sleep and POST /reverse on weft; optio
 instructions per request of both under valgrind's callgrind.
 
     bench/http_vs_nginx.py [--weft build-bench/weft] [--workers 1,2] [--duration 10]
-                           [--repeat 3] [--pin] [--callgrind] [--uring] [--json FILE]
+                           [--repeat 3] [--pin] [--callgrind] [--uring] [--no-floor]
+                           [--nginx-deferred] [--json FILE]
+
+With one worker the floor server (bench/floor_http_server.c, compiled here with gcc -O2 -luring)
+runs as a further contender: the least work any server could do for GET / (its epoll loop, and
+with --uring its io_uring loop), so a ratio the floor does not reach is out of reach here. --pin
+also reports each server's whole CPU per request (the busy time of its core, interrupt work
+included).
 
 The GET / comparison runs --repeat rounds per case, the servers' order alternating, and reports
 the medians and the range of the per-round ratios. See bench/README.md. Everything runs on
@@ -35,7 +42,9 @@ GOAL_REQ_PER_CPU = 1.5
 # the figures of one run whose median over the rounds stands for a server in a case
 MEDIAN_KEYS = ("rps", "p50_s", "p99_s", "requests", "wall_s", "server_cpu_s", "server_sys_s",
                "cpu_us_per_req", "sys_share", "req_per_cpu_s", "wrk_cpu_pct", "server_cpu_pct",
-               "other_cpu_pct")
+               "other_cpu_pct", "core_us_per_req", "req_per_core_s")
+
+FLOOR_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "floor_http_server.c")
 
 REVERSE_LUA = """wrk.method = "POST"
 wrk.body = '{"a":"hello","b":"world"}'
@@ -126,6 +135,42 @@ class Nginx:
         return self.proc.returncode
 
 
+# ---- the floor server ----
+
+def compile_floor(tmp):
+    exe = os.path.join(tmp, "floor_http_server")
+    subprocess.run(["gcc", "-O2", "-Wall", "-o", exe, FLOOR_SOURCE, "-luring"], check=True,
+                   timeout=120)
+    return exe
+
+
+class Floor:
+    """bench/floor_http_server.c: the least work a server could do for the GET / cases (epoll,
+    or io_uring with uring=True)."""
+
+    def __init__(self, exe, uring=False):
+        self.proc = subprocess.Popen([exe] + (["--uring"] if uring else []), stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+        self.pid = self.proc.pid
+        line = self.proc.stdout.readline()
+        m = re.match(r"listening http 127\.0\.0\.1:(\d+)$", line.strip())
+        if not m:
+            self.stop()
+            raise RuntimeError(f"floor server did not start: {line!r} {self.proc.stderr.read()}")
+        self.port = int(m.group(1))
+
+    def stop(self):
+        """SIGTERM; returns (exit code, its counts line)."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            _, err = self.proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate(timeout=5)
+        return self.proc.returncode, err.strip()
+
+
 # ---- wrk ----
 
 UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -154,6 +199,9 @@ def run_wrk(url, conns, duration, pids_fn, headers=(), script=None, threads=1, c
         args += ["-s", script]
     args.append(url)
     pids = pids_fn()
+    # pinned (cpus given): the busy time of the server's CPU, the one wrk is not on
+    core = min({0, 1} - set(cpus)) if cpus and len(cpus) == 1 and cpus <= {0, 1} else None
+    core0 = bl.cpu_busy(core) if core is not None else 0.0
     cpu0, sys0 = bl.tree_cpu(pids), bl.tree_stime(pids)
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     m0 = bl.machine_cpu()
@@ -163,6 +211,7 @@ def run_wrk(url, conns, duration, pids_fn, headers=(), script=None, threads=1, c
     wall = time.monotonic() - t0
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     m1 = bl.machine_cpu()
+    core1 = bl.cpu_busy(core) if core is not None else 0.0
     # processes that appeared during the run (none expected) count from zero
     pids1 = sorted(set(pids) | set(pids_fn()))
     cpu1, sys1 = bl.tree_cpu(pids1), bl.tree_stime(pids1)
@@ -188,6 +237,13 @@ def run_wrk(url, conns, duration, pids_fn, headers=(), script=None, threads=1, c
     r["cpu_us_per_req"] = 1e6 * r["server_cpu_s"] / r["requests"] if r["requests"] else float("nan")
     r["sys_share"] = r["server_sys_s"] / r["server_cpu_s"] if r["server_cpu_s"] > 0 else float("nan")
     r["req_per_cpu_s"] = r["requests"] / r["server_cpu_s"] if r["server_cpu_s"] > 0 else float("nan")
+    # pinned: everything the server's core did per request, the server's own CPU time and the
+    # interrupt work (softirqs, skb frees, wake-ups) that ran there while it slept
+    core_s = core1 - core0
+    r["core_us_per_req"] = (1e6 * core_s / r["requests"] if core is not None and r["requests"]
+                            else float("nan"))
+    r["req_per_core_s"] = (r["requests"] / core_s if core is not None and core_s > 0
+                           else float("nan"))
     r["wrk_cpu_pct"] = 100 * ((ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)) / wall
     r["server_cpu_pct"] = 100 * r["server_cpu_s"] / wall
     r["other_cpu_pct"] = max(0.0, 100 * ((m1[0] - m0[0]) - r["server_cpu_s"]) / wall
@@ -248,7 +304,8 @@ def round_ratios(pair, name, key):
 
 
 def span(xs):
-    return f"{min(xs):.2f}–{max(xs):.2f}"
+    xs = [x for x in xs if x == x]
+    return f"{min(xs):.2f}–{max(xs):.2f}" if xs else "-"
 
 
 # ---- callgrind ----
@@ -397,7 +454,7 @@ def callgrind_section(binary, tmp, n):
 
 def pair_names(pair):
     """The servers of one comparison, weft first and nginx last."""
-    return [k for k in ("weft", "weft-uring", "nginx") if k in pair]
+    return [k for k in ("weft", "weft-uring", "floor", "floor-uring", "nginx") if k in pair]
 
 
 def ms(x):
@@ -424,6 +481,10 @@ def main():
                     help="one worker: servers on CPU 0, wrk on CPU 1 (two workers: not pinned)")
     ap.add_argument("--uring", action="store_true",
                     help="also run weft --io uring as a third server in every comparison")
+    ap.add_argument("--floor", action=argparse.BooleanOptionalAction, default=True,
+                    help="also run bench/floor_http_server.c, the least work a server could do "
+                         "for GET / (with --uring its io_uring loop too), as the floor to read "
+                         "the goal against (default: on; --no-floor skips it)")
     ap.add_argument("--nginx-deferred", action="store_true",
                     help="nginx listens with 'deferred' (TCP_DEFER_ACCEPT), as weft does by default")
     a = ap.parse_args()
@@ -441,7 +502,8 @@ def main():
 
     results = {"machine": {"cpus": os.cpu_count(), "kernel": os.uname().release},
                "duration_s": a.duration, "repeat": a.repeat, "pin": a.pin,
-               "nginx_deferred": a.nginx_deferred, "compare": [], "weft_only": [],
+               "nginx_deferred": a.nginx_deferred, "floor": a.floor, "compare": [],
+               "weft_only": [],
                "notes": []}
     t_start = time.monotonic()
     print(f"# weft vs nginx: {os.cpu_count()} CPUs, wrk -t1 -d{a.duration}s, "
@@ -453,11 +515,13 @@ def main():
         lua = os.path.join(tmp, "reverse.lua")
         with open(lua, "w") as f:
             f.write(REVERSE_LUA)
+        floor_exe = compile_floor(tmp) if a.floor and not a.callgrind_only else None
         for w in ([] if a.callgrind_only else workers):
             wlog = os.path.join(tmp, f"weft-w{w}.log")
             weft = bl.Weft(a.weft, w, services=("http", "admin"), log_path=wlog)
             wuring = None
             ngx = None
+            floors = {}
             try:
                 if a.uring:
                     ulog = os.path.join(tmp, f"weft-uring-w{w}.log")
@@ -471,6 +535,13 @@ def main():
                 if wuring:
                     servers["weft-uring"] = (f"http://127.0.0.1:{wuring.ports['http']}",
                                              lambda: [wuring.pid])
+                # the floor is one thread: it runs beside the one-worker comparisons only
+                if floor_exe and w == 1:
+                    for name, uring in (("floor", False), ("floor-uring", True)):
+                        if uring and not a.uring:
+                            continue
+                        f = floors[name] = Floor(floor_exe, uring)
+                        servers[name] = (f"http://127.0.0.1:{f.port}", lambda f=f: [f.pid])
                 # --pin (one worker): the servers on CPU 0, wrk on CPU 1, a core each
                 wrk_cpus = None
                 if a.pin and w == 1:
@@ -500,6 +571,9 @@ def main():
                 rc = weft.stop()
                 urc = wuring.stop() if wuring else 0
                 nrc = ngx.stop() if ngx else None
+                for name, f in floors.items():
+                    frc, counts = f.stop()
+                    results["notes"].append(f"{name}: exit {frc}; {counts}")
             if urc != 0:
                 results["notes"].append(f"weft --io uring workers={w}: exit {urc}")
             odd = bl.odd_log_lines(open(wlog).read())
@@ -523,10 +597,15 @@ def main():
                              f"{r['req_per_cpu_s']:,.0f}",
                              f"{r.get('cpu_us_per_req', float('nan')):.1f}",
                              f"{100 * r.get('sys_share', float('nan')):.0f}%",
-                             f"{r['wrk_cpu_pct']:.0f}%", f"{r['other_cpu_pct']:.0f}%", errs(r)])
+                             f"{r['wrk_cpu_pct']:.0f}%", f"{r['other_cpu_pct']:.0f}%",
+                             f"{r['core_us_per_req']:.1f}", errs(r)])
         print(bl.fmt_table(["workers", "case", "conns", "server", "req/s", "p50 ms", "p99 ms",
                             "CPU s", "req/CPU-s", "CPU µs/req", "in kernel", "wrk CPU",
-                            "other CPU", "errors"], rows))
+                            "other CPU", "core µs/req", "errors"], rows))
+        if a.pin:
+            print("core µs/req (one worker, pinned): the busy time of the server's CPU per "
+                  "request, its own CPU time and the interrupt work that ran there while it "
+                  "slept, which the kernel charges to no process")
         print()
         print(f"Ratio weft / nginx (> 1: weft better): ratio of the medians, and the range of "
               f"the {a.repeat} rounds' ratios (each within one round); goal: req/CPU-s ratio "
@@ -540,7 +619,8 @@ def main():
                 wr = pair[name]
                 sfx = "" if name == "weft" else "_" + name.replace("-", "_")
                 row = [wr["workers"], wr["case"], wr["conns"], name]
-                for key, col in (("rps", "ratio_rps"), ("req_per_cpu_s", "ratio_req_per_cpu")):
+                for key, col in (("rps", "ratio_rps"), ("req_per_cpu_s", "ratio_req_per_cpu"),
+                                 ("req_per_core_s", "ratio_req_per_core")):
                     pair[col + sfx] = ratio_of(wr[key], nr[key])
                     pair[col + "_rounds" + sfx] = round_ratios(pair, name, key)
                     row += [f"{pair[col + sfx]:.2f}", span(pair[col + "_rounds" + sfx])]
@@ -548,7 +628,11 @@ def main():
                 pair["rounds_at_goal" + sfx] = goal
                 rows.append(row + [f"{goal}/{a.repeat}"])
         print(bl.fmt_table(["workers", "case", "conns", "server", "req/s ratio", "range",
-                            "req/CPU-s ratio", "range", f">= {GOAL_REQ_PER_CPU}x"], rows))
+                            "req/CPU-s ratio", "range", "req/core-s ratio", "range",
+                            f">= {GOAL_REQ_PER_CPU}x"], rows))
+        print("(floor, floor-uring: bench/floor_http_server.c, the least work a server could do "
+              "here; its ratio is about the most any server can show in that case on this "
+              "machine. req/core-s: requests per busy second of the server's CPU, --pin only)")
         print()
         print("weft only")
         rows = []
