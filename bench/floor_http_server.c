@@ -7,9 +7,10 @@
  * CRLF CRLF) it answers with the bytes weft's `GET /` answers with: `HTTP/1.1 200 OK`, `Server`,
  * a `Date` remade once a second, `Content-Type: text/plain`, `Content-Length: 13`, `Hello,
  * World!`. A request with `Connection: close` (wrk's spelling) is answered and the connection
- * closed. The listener has TCP_DEFER_ACCEPT (1 s), like weft's default. Prints `listening http
- * 127.0.0.1:PORT` when ready (PORT 0, the default, picks a free one); SIGTERM or SIGINT: prints
- * its counts to stderr (`floor: ...`) and exits 0.
+ * closed. The listener has TCP_DEFER_ACCEPT (1 s), like weft's default, and TCP_NODELAY, which
+ * accepted sockets inherit. Prints `listening http 127.0.0.1:PORT` when ready (PORT 0, the
+ * default, picks a free one); SIGTERM or SIGINT: prints its counts to stderr (`floor: ...`) and
+ * exits 0.
  *
  * Two loops, the two ways weft can run:
  *   epoll (default)  level-triggered epoll; per readable connection one read() and one write()
@@ -44,7 +45,7 @@
 
 #define INCAP 2048  /* a connection's unfinished head */
 #define OUTCAP 4096 /* the answers to one read's requests */
-#define NBUF 1024   /* provided receive buffers (--uring) */
+#define NBUF 64   /* provided receive buffers (--uring) */
 #define BUFSZ 2048
 #define BGID 1
 #define ENTRIES 4096
@@ -142,6 +143,8 @@ static int listen_on(int port)
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1, defer = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    /* accepted sockets inherit TCP_NODELAY: no system call per connection (as in weft) */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, sizeof defer);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -158,8 +161,6 @@ static int listen_on(int port)
 
 static void new_conn(int fd)
 {
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     conns[fd].inlen = 0;
     naccepted++;
 }
