@@ -597,11 +597,11 @@ def main():
                              f"{r['req_per_cpu_s']:,.0f}",
                              f"{r.get('cpu_us_per_req', float('nan')):.1f}",
                              f"{100 * r.get('sys_share', float('nan')):.0f}%",
-                             f"{r['wrk_cpu_pct']:.0f}%", f"{r['other_cpu_pct']:.0f}%",
-                             f"{r['core_us_per_req']:.1f}", errs(r)])
+                             f"{r['wrk_cpu_pct']:.0f}%", f"{r['other_cpu_pct']:.0f}%"]
+                            + ([f"{r['core_us_per_req']:.1f}"] if a.pin else []) + [errs(r)])
         print(bl.fmt_table(["workers", "case", "conns", "server", "req/s", "p50 ms", "p99 ms",
                             "CPU s", "req/CPU-s", "CPU µs/req", "in kernel", "wrk CPU",
-                            "other CPU", "core µs/req", "errors"], rows))
+                            "other CPU"] + (["core µs/req"] if a.pin else []) + ["errors"], rows))
         if a.pin:
             print("core µs/req (one worker, pinned): the busy time of the server's CPU per "
                   "request, its own CPU time and the interrupt work that ran there while it "
@@ -623,16 +623,21 @@ def main():
                                  ("req_per_core_s", "ratio_req_per_core")):
                     pair[col + sfx] = ratio_of(wr[key], nr[key])
                     pair[col + "_rounds" + sfx] = round_ratios(pair, name, key)
-                    row += [f"{pair[col + sfx]:.2f}", span(pair[col + "_rounds" + sfx])]
+                    if col != "ratio_req_per_core" or a.pin:
+                        row += [f"{pair[col + sfx]:.2f}", span(pair[col + "_rounds" + sfx])]
                 goal = sum(x >= GOAL_REQ_PER_CPU for x in pair["ratio_req_per_cpu_rounds" + sfx])
                 pair["rounds_at_goal" + sfx] = goal
                 rows.append(row + [f"{goal}/{a.repeat}"])
         print(bl.fmt_table(["workers", "case", "conns", "server", "req/s ratio", "range",
-                            "req/CPU-s ratio", "range", "req/core-s ratio", "range",
-                            f">= {GOAL_REQ_PER_CPU}x"], rows))
-        print("(floor, floor-uring: bench/floor_http_server.c, the least work a server could do "
-              "here; its ratio is about the most any server can show in that case on this "
-              "machine. req/core-s: requests per busy second of the server's CPU, --pin only)")
+                            "req/CPU-s ratio", "range"]
+                           + (["req/core-s ratio", "range"] if a.pin else [])
+                           + [f">= {GOAL_REQ_PER_CPU}x"], rows))
+        if a.floor:
+            print("(floor, floor-uring: bench/floor_http_server.c, the least work a server "
+                  "could do for keep-alive GET /: its ratio is about the most any server can "
+                  "show in that case on this machine)")
+        if a.pin:
+            print("(req/core-s: requests per busy second of the server's core, one worker)")
         print()
         print("weft only")
         rows = []
