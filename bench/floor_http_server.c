@@ -45,7 +45,7 @@
 
 #define INCAP 2048  /* a connection's unfinished head */
 #define OUTCAP 4096 /* the answers to one read's requests */
-#define NBUF 64   /* provided receive buffers (--uring) */
+#define NBUF 64     /* provided receive buffers (--uring) */
 #define BUFSZ 2048
 #define BGID 1
 #define ENTRIES 4096
