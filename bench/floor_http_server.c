@@ -1,16 +1,18 @@
 /* floor_http_server.c: the least work a server could do for bench/http_vs_nginx.py's `GET /`
  * cases, run beside weft and nginx as a floor to read their CPU per request against.
  *
- *   floor_http_server [--uring] [PORT]     (cc -O2 floor_http_server.c -luring)
+ *   floor_http_server [--uring] [--threads N] [PORT]   (cc -O2 -pthread floor_http_server.c
+ * -luring)
  *
- * What it is: one thread, plain C, no weft code. For every request it finds (a head ending in
- * CRLF CRLF) it answers with the bytes weft's `GET /` answers with: `HTTP/1.1 200 OK`, `Server`,
+ * What it is: plain C, no weft code, N threads (default 1) that share nothing, each with its
+ * own SO_REUSEPORT listener and loop, as weft's workers. For every request it finds (a head ending
+ * in CRLF CRLF) it answers with the bytes weft's `GET /` answers with: `HTTP/1.1 200 OK`, `Server`,
  * a `Date` remade once a second, `Content-Type: text/plain`, `Content-Length: 13`, `Hello,
  * World!`. A request with `Connection: close` (wrk's spelling) is answered and the connection
  * closed. The listener has TCP_DEFER_ACCEPT (1 s), like weft's default, and TCP_NODELAY, which
  * accepted sockets inherit. Prints `listening http 127.0.0.1:PORT` when ready (PORT 0, the
- * default, picks a free one); SIGTERM or SIGINT: prints its counts to stderr (`floor: ...`) and
- * exits 0.
+ * default, picks a free one); SIGTERM or SIGINT (taken by the main thread, which does nothing
+ * else): prints the threads' counts to stderr (`floor: ...`) and exits 0.
  *
  * Two loops, the two ways weft can run:
  *   epoll (default)  level-triggered epoll; per readable connection one read() and one write()
@@ -32,6 +34,7 @@
 #include <liburing.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -59,18 +62,17 @@ struct conn {
 
 static struct conn *conns;
 static int maxfd;
-static volatile sig_atomic_t stop;
-static unsigned long long nreq, naccepted, nclosed_err;
+/* A thread's counts; the main thread sums them when told to stop. */
+struct counts {
+    unsigned long long nreq, naccepted, nfail, nobufs;
+};
+static struct counts *counts;
+static __thread struct counts *me;
 
-static char resp[256], resp_close[256]; /* the answer, and the answer that closes */
-static size_t resp_len, resp_close_len;
-static time_t resp_sec = -1;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop = 1;
-}
+/* the answer, and the answer that closes; each thread remakes its own */
+static __thread char resp[256], resp_close[256];
+static __thread size_t resp_len, resp_close_len;
+static __thread time_t resp_sec = -1;
 
 /* Remakes the answer when the second has changed (CLOCK_REALTIME_COARSE: no system call). */
 static void date_tick(void)
@@ -123,7 +125,7 @@ static ssize_t answer(struct conn *c, const char *data, size_t len, char *out, i
             return -1;
         memcpy(out + n, r, rlen);
         n += rlen;
-        nreq++;
+        me->nreq++;
         if (last) {
             *close_after = 1;
             p = end;
@@ -138,15 +140,17 @@ static ssize_t answer(struct conn *c, const char *data, size_t len, char *out, i
     return (ssize_t)n;
 }
 
-static int listen_on(int port)
+/* A listener on 127.0.0.1:*port; *port 0 picks one and is set to it. */
+static int listen_on(int *port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1, defer = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one); /* a listener per thread */
     /* accepted sockets inherit TCP_NODELAY: no system call per connection (as in weft) */
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, sizeof defer);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)*port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(fd, 4096) < 0) {
         perror("floor: listen");
@@ -154,15 +158,14 @@ static int listen_on(int port)
     }
     socklen_t al = sizeof a;
     getsockname(fd, (struct sockaddr *)&a, &al);
-    printf("listening http 127.0.0.1:%d\n", ntohs(a.sin_port));
-    fflush(stdout);
+    *port = ntohs(a.sin_port);
     return fd;
 }
 
 static void new_conn(int fd)
 {
     conns[fd].inlen = 0;
-    naccepted++;
+    me->naccepted++;
 }
 
 /* ---- epoll ---- */
@@ -179,7 +182,7 @@ static int serve_epoll(int fd, char *buf, char *out)
         int close_after = 0;
         ssize_t m = r > 0 ? answer(&conns[fd], buf, (size_t)r, out, &close_after) : -1;
         if (r > 0 && (m < 0 || (m > 0 && write(fd, out, (size_t)m) != m)))
-            m = -1, nclosed_err++;
+            m = -1, me->nfail++;
         if (m < 0 || close_after) {
             close(fd); /* also leaves the epoll set */
             return -1;
@@ -194,7 +197,7 @@ static void run_epoll(int lfd)
     struct epoll_event ev = {.events = EPOLLIN, .data.fd = lfd}, evs[512];
     epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev);
     char buf[BUFSZ], out[OUTCAP];
-    while (!stop) {
+    for (;;) {
         int n = epoll_wait(ep, evs, 512, -1);
         date_tick();
         for (int i = 0; i < n; i++) {
@@ -225,9 +228,9 @@ static void run_epoll(int lfd)
 
 enum { T_ACCEPT = 1, T_RECV, T_SEND, T_CANCEL, T_CLOSE };
 
-static struct io_uring ring;
-static struct io_uring_buf_ring *br;
-static char *bufs;
+static __thread struct io_uring ring;
+static __thread struct io_uring_buf_ring *br;
+static __thread char *bufs;
 
 static uint64_t ud(int fd, int tag)
 {
@@ -298,8 +301,7 @@ static void run_uring(int lfd)
     struct io_uring_sqe *s = sqe();
     io_uring_prep_multishot_accept(s, lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     io_uring_sqe_set_data64(s, (uint64_t)T_ACCEPT);
-    unsigned long long nobufs = 0;
-    while (!stop) {
+    for (;;) {
         struct io_uring_cqe *cqe;
         rc = io_uring_submit_and_wait(&ring, 1);
         if (rc < 0 && rc != -EINTR) {
@@ -314,7 +316,7 @@ static void run_uring(int lfd)
             uint64_t d = cqe->user_data;
             int tag = (int)(d & 7), fd = (int)((d >> 3) & 0x1fffffff), res = cqe->res;
             if (tag == T_SEND) { /* only a failed send has a completion */
-                nclosed_err++;
+                me->nfail++;
                 continue;
             }
             if (tag == T_ACCEPT) {
@@ -351,7 +353,7 @@ static void run_uring(int lfd)
                     }
                     if (m < 0 || close_after) {
                         if (m < 0)
-                            nclosed_err++;
+                            me->nfail++;
                         uring_close(fd, (cqe->flags & IORING_CQE_F_MORE) != 0);
                         stale = 1;
                     }
@@ -362,7 +364,7 @@ static void run_uring(int lfd)
             if (stale || tag != T_RECV || (cqe->flags & IORING_CQE_F_MORE))
                 continue;
             if (res > 0 || res == -ENOBUFS) { /* the multishot receive ended: re-armed */
-                nobufs += res == -ENOBUFS;
+                me->nobufs += res == -ENOBUFS;
                 arm_recv(fd);
             } else {
                 uring_close(fd, 0);
@@ -372,18 +374,39 @@ static void run_uring(int lfd)
             io_uring_buf_ring_advance(br, nret);
         io_uring_cq_advance(&ring, seen);
     }
-    if (nobufs)
-        fprintf(stderr, "floor: %llu receives re-armed for want of buffers\n", nobufs);
+}
+
+struct thread_arg {
+    int lfd, uring;
+    struct counts *counts;
+};
+
+static void *thread_main(void *p)
+{
+    struct thread_arg *t = p;
+    me = t->counts;
+    date_tick();
+    if (t->uring)
+        run_uring(t->lfd);
+    else
+        run_epoll(t->lfd);
+    return NULL;
 }
 
 int main(int argc, char **argv)
 {
-    int uring = 0, port = 0;
+    int uring = 0, port = 0, nthreads = 1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--uring"))
             uring = 1;
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            nthreads = atoi(argv[++i]);
         else
             port = atoi(argv[i]);
+    }
+    if (nthreads < 1 || nthreads > 64) {
+        fprintf(stderr, "floor: --threads must be 1-64\n");
+        return 2;
     }
     struct rlimit rl;
     getrlimit(RLIMIT_NOFILE, &rl);
@@ -391,21 +414,41 @@ int main(int argc, char **argv)
     setrlimit(RLIMIT_NOFILE, &rl);
     maxfd = rl.rlim_cur > 65536 ? 65536 : (int)rl.rlim_cur;
     conns = calloc((size_t)maxfd, sizeof *conns); /* pages are touched only for fds in use */
-    if (!conns)
+    counts = calloc((size_t)nthreads, sizeof *counts);
+    struct thread_arg *args = calloc((size_t)nthreads, sizeof *args);
+    if (!conns || !counts || !args)
         return 1;
-    struct sigaction sa = {.sa_handler = on_signal};
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    /* The threads never take SIGTERM or SIGINT: the main thread waits for them. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
-    date_tick();
-    int lfd = listen_on(port);
-    if (uring)
-        run_uring(lfd);
-    else
-        run_epoll(lfd);
+    for (int i = 0; i < nthreads; i++)
+        args[i] =
+            (struct thread_arg){.lfd = listen_on(&port), .uring = uring, .counts = &counts[i]};
+    printf("listening http 127.0.0.1:%d\n", port);
+    fflush(stdout);
+    for (int i = 0; i < nthreads; i++) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, thread_main, &args[i]) != 0) {
+            perror("floor: pthread_create");
+            return 1;
+        }
+    }
+    int sig;
+    sigwait(&sigs, &sig);
+    struct counts sum = {0};
+    for (int i = 0; i < nthreads; i++) { /* a moment's reading: the threads still run */
+        sum.nreq += __atomic_load_n(&counts[i].nreq, __ATOMIC_RELAXED);
+        sum.naccepted += __atomic_load_n(&counts[i].naccepted, __ATOMIC_RELAXED);
+        sum.nfail += __atomic_load_n(&counts[i].nfail, __ATOMIC_RELAXED);
+        sum.nobufs += __atomic_load_n(&counts[i].nobufs, __ATOMIC_RELAXED);
+    }
     fprintf(stderr,
             "floor: %llu requests answered, %llu connections accepted, %llu heads too long or "
-            "writes failed\n",
-            nreq, naccepted, nclosed_err);
-    return 0;
+            "writes failed, %llu receives re-armed for want of buffers\n",
+            sum.nreq, sum.naccepted, sum.nfail, sum.nobufs);
+    _exit(0); /* the threads are still in their loops */
 }

@@ -7,8 +7,8 @@ instructions per request of both under valgrind's callgrind.
                            [--repeat 3] [--pin] [--callgrind] [--uring] [--no-floor]
                            [--nginx-deferred] [--json FILE]
 
-With one worker the floor server (bench/floor_http_server.c, compiled here with gcc -O2 -luring)
-runs as a further contender: the least work any server could do for GET / (its epoll loop, and
+The floor server (bench/floor_http_server.c, compiled here with gcc -O2 -luring, one thread per
+worker) runs as a further contender: the least work any server could do for GET / (its epoll loop, and
 with --uring its io_uring loop), so a ratio the floor does not reach is out of reach here. --pin
 also reports each server's whole CPU per request (the busy time of its core, interrupt work
 included).
@@ -139,17 +139,18 @@ class Nginx:
 
 def compile_floor(tmp):
     exe = os.path.join(tmp, "floor_http_server")
-    subprocess.run(["gcc", "-O2", "-Wall", "-o", exe, FLOOR_SOURCE, "-luring"], check=True,
-                   timeout=120)
+    subprocess.run(["gcc", "-O2", "-Wall", "-pthread", "-o", exe, FLOOR_SOURCE, "-luring"],
+                   check=True, timeout=120)
     return exe
 
 
 class Floor:
     """bench/floor_http_server.c: the least work a server could do for the GET / cases (epoll,
-    or io_uring with uring=True)."""
+    or io_uring with uring=True), with one thread per worker."""
 
-    def __init__(self, exe, uring=False):
-        self.proc = subprocess.Popen([exe] + (["--uring"] if uring else []), stdout=subprocess.PIPE,
+    def __init__(self, exe, threads, uring=False):
+        self.proc = subprocess.Popen([exe, "--threads", str(threads)]
+                                     + (["--uring"] if uring else []), stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
         self.pid = self.proc.pid
         line = self.proc.stdout.readline()
@@ -535,12 +536,11 @@ def main():
                 if wuring:
                     servers["weft-uring"] = (f"http://127.0.0.1:{wuring.ports['http']}",
                                              lambda: [wuring.pid])
-                # the floor is one thread: it runs beside the one-worker comparisons only
-                if floor_exe and w == 1:
+                if floor_exe:
                     for name, uring in (("floor", False), ("floor-uring", True)):
                         if uring and not a.uring:
                             continue
-                        f = floors[name] = Floor(floor_exe, uring)
+                        f = floors[name] = Floor(floor_exe, w, uring)
                         servers[name] = (f"http://127.0.0.1:{f.port}", lambda f=f: [f.pid])
                 # --pin (one worker): the servers on CPU 0, wrk on CPU 1, a core each
                 wrk_cpus = None
@@ -573,7 +573,7 @@ def main():
                 nrc = ngx.stop() if ngx else None
                 for name, f in floors.items():
                     frc, counts = f.stop()
-                    results["notes"].append(f"{name}: exit {frc}; {counts}")
+                    results["notes"].append(f"{name} workers={w}: exit {frc}; {counts}")
             if urc != 0:
                 results["notes"].append(f"weft --io uring workers={w}: exit {urc}")
             odd = bl.odd_log_lines(open(wlog).read())
