@@ -7,11 +7,11 @@ instructions per request of both under valgrind's callgrind.
                            [--repeat 3] [--pin] [--callgrind] [--uring] [--no-floor]
                            [--nginx-deferred] [--json FILE]
 
-The floor server (bench/floor_http_server.c, compiled here with gcc -O2 -luring, one thread per
-worker) runs as a further contender: the least work any server could do for GET / (its epoll loop, and
-with --uring its io_uring loop), so a ratio the floor does not reach is out of reach here. --pin
-also reports each server's whole CPU per request (the busy time of its core, interrupt work
-included).
+The floor server (bench/floor_http_server.c, compiled here with gcc -O2 -pthread -luring, one
+thread per worker) runs as a further contender: the least work a server could do for keep-alive
+GET / (its epoll loop, and with --uring its io_uring loop), so a ratio the floor does not reach
+is out of reach here. --pin also reports each one-worker server's whole CPU per request (the busy
+time of its core, interrupt work included).
 
 The GET / comparison runs --repeat rounds per case, the servers' order alternating, and reports
 the medians and the range of the per-round ratios. See bench/README.md. Everything runs on
