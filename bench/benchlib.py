@@ -78,24 +78,26 @@ def tree_stime(pids):
     return sum(c[1] for c in (proc_cpu_split(p) for p in pids) if c is not None)
 
 
-def cpu_busy(cpu):
-    """Busy seconds of one CPU so far (every /proc/stat field but idle and iowait): the work of
-    every process that ran there and the interrupt work the kernel charges to none."""
+def _stat_cpu(name):
+    """(busy, total) seconds of /proc/stat's line `name` ("cpu": the whole machine, "cpuN": one
+    CPU); busy is every field but idle and iowait."""
     with open("/proc/stat") as f:
         for line in f:
-            if line.startswith(f"cpu{cpu} "):
+            if line.split(maxsplit=1)[0] == name:
                 vals = [int(x) for x in line.split()[1:9]]
-                return (sum(vals) - vals[3] - vals[4]) / CLK_TCK
-    raise ValueError(f"no cpu{cpu} in /proc/stat")
+                return (sum(vals) - vals[3] - vals[4]) / CLK_TCK, sum(vals) / CLK_TCK
+    raise ValueError(f"no {name} in /proc/stat")
+
+
+def cpu_busy(cpu):
+    """Busy seconds of one CPU so far: the work of every process that ran there and the
+    interrupt work the kernel charges to none."""
+    return _stat_cpu(f"cpu{cpu}")[0]
 
 
 def machine_cpu():
     """(busy, total) CPU seconds of the whole machine so far, from /proc/stat."""
-    with open("/proc/stat") as f:
-        vals = [int(x) for x in f.readline().split()[1:]]
-    idle = vals[3] + (vals[4] if len(vals) > 4 else 0)
-    total = sum(vals[:8])
-    return (total - idle) / CLK_TCK, total / CLK_TCK
+    return _stat_cpu("cpu")
 
 
 def loadavg():

@@ -200,8 +200,8 @@ def run_wrk(url, conns, duration, pids_fn, headers=(), script=None, threads=1, c
         args += ["-s", script]
     args.append(url)
     pids = pids_fn()
-    # pinned (cpus given): the busy time of the server's CPU, the one wrk is not on
-    core = min({0, 1} - set(cpus)) if cpus and len(cpus) == 1 and cpus <= {0, 1} else None
+    # --pin puts wrk on CPU 1 and the server on CPU 0: then CPU 0's busy time is the server's
+    core = 0 if cpus == {1} else None
     core0 = bl.cpu_busy(core) if core is not None else 0.0
     cpu0, sys0 = bl.tree_cpu(pids), bl.tree_stime(pids)
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
